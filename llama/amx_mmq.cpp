@@ -1,0 +1,2 @@
+// See amx.cpp: the AMX matrix kernels that go with the buffer type.
+#include "amx/mmq.cpp"

@@ -1,0 +1,69 @@
+package llama
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/llamago/llamago/gguf"
+)
+
+var (
+	// ErrClosed is returned by any use of a Model, Context, Batch or Sampler
+	// after Close.
+	ErrClosed = errors.New("llama: use of closed object")
+
+	// ErrContextFull is returned when a prompt or a generation needs more
+	// positions than the context (or its KV cache) has left.
+	ErrContextFull = errors.New("llama: context is full")
+
+	// ErrInvalidToken is returned for a token id outside the vocabulary, or
+	// one a grammar does not allow.
+	ErrInvalidToken = errors.New("llama: invalid token")
+
+	// ErrNotGGUF is returned by Load for a file that is not a GGUF file.
+	// It is the same value as gguf.ErrNotGGUF.
+	ErrNotGGUF = gguf.ErrNotGGUF
+
+	// ErrInvalidModel is returned by Load for a GGUF file whose metadata or
+	// tensor table llama.cpp cannot use safely.
+	ErrInvalidModel = errors.New("llama: invalid model file")
+
+	// ErrBatchFull is returned by Batch.Add when the batch is at capacity.
+	ErrBatchFull = errors.New("llama: batch is full")
+
+	// ErrInvalidArgument is returned for an option or argument outside its
+	// valid range.
+	ErrInvalidArgument = errors.New("llama: invalid argument")
+
+	// ErrInvalidGrammar is returned when a GBNF grammar does not parse.
+	ErrInvalidGrammar = errors.New("llama: invalid grammar")
+
+	// ErrNoLogits is returned when logits are requested for a batch position
+	// that was not marked for output in the last Decode.
+	ErrNoLogits = errors.New("llama: no logits for that batch index")
+)
+
+// DecodeError reports a nonzero status from llama_decode or llama_encode
+// that is not covered by ErrContextFull or a cancelled context.
+type DecodeError struct {
+	Code int
+}
+
+func (e *DecodeError) Error() string {
+	return fmt.Sprintf("llama: decode failed with status %d", e.Code)
+}
+
+// LoadError reports that llama.cpp refused to load a model file that passed
+// the Go-side checks. llama.cpp's own reason goes to the log (see SetLogger).
+type LoadError struct {
+	Path   string
+	Reason string
+}
+
+func (e *LoadError) Error() string {
+	return fmt.Sprintf("llama: load %s: %s", e.Path, e.Reason)
+}
+
+func invalidArg(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrInvalidArgument, fmt.Sprintf(format, args...))
+}

@@ -1,0 +1,92 @@
+#include "shim.h"
+
+#include <cmath>
+#include <cstdio>
+#include <exception>
+
+extern "C" {
+
+// Defined in Go (callbacks.go).
+void goLog(int level, char * text);
+bool goProgress(float progress, uintptr_t handle);
+
+void llamago_log(enum ggml_log_level level, const char * text, void * /*user_data*/) {
+    goLog((int) level, (char *) text);
+}
+
+bool llamago_progress(float progress, void * user_data) {
+    return goProgress(progress, (uintptr_t) user_data);
+}
+
+bool llamago_abort(void * user_data) {
+    return __atomic_load_n((int32_t *) user_data, __ATOMIC_RELAXED) != 0;
+}
+
+struct llama_sampler * llamago_sampler_init_grammar(
+    const struct llama_vocab * vocab, const char * grammar, const char * root,
+    bool lazy, const char ** patterns, size_t n_patterns,
+    const llama_token * tokens, size_t n_tokens, char * err, size_t err_len) {
+    try {
+        struct llama_sampler * s;
+        if (lazy) {
+            s = llama_sampler_init_grammar_lazy_patterns(vocab, grammar, root, patterns, n_patterns, tokens, n_tokens);
+        } else {
+            s = llama_sampler_init_grammar(vocab, grammar, root);
+        }
+        if (s == nullptr) {
+            snprintf(err, err_len, "grammar does not parse");
+        }
+        return s;
+    } catch (const std::exception & e) {
+        snprintf(err, err_len, "%s", e.what());
+    } catch (...) {
+        snprintf(err, err_len, "unknown error");
+    }
+    return nullptr;
+}
+
+bool llamago_sampler_accept(struct llama_sampler * smpl, llama_token token) {
+    try {
+        llama_sampler_accept(smpl, token);
+        return true;
+    } catch (...) {
+        return false;
+    }
+}
+
+llama_token llamago_sampler_sample(struct llama_sampler * smpl, struct llama_context * ctx, int32_t idx) {
+    try {
+        return llama_sampler_sample(smpl, ctx, idx);
+    } catch (...) {
+        return -1;
+    }
+}
+
+bool llamago_sampler_allows(struct llama_sampler * smpl, llama_token token) {
+    llama_token_data d = { token, 0.0f, 0.0f };
+    llama_token_data_array arr = { &d, 1, -1, false };
+    try {
+        llama_sampler_apply(smpl, &arr);
+    } catch (...) {
+        return false;
+    }
+    return arr.size == 1 && std::isfinite(arr.data[0].logit);
+}
+
+}
+
+#include <cstring>
+
+extern "C" void llamago_kv_override_set(struct llama_model_kv_override * o, const char * key, int kind,
+                                        int64_t i, double f, bool b, const char * s) {
+    snprintf(o->key, sizeof(o->key), "%s", key);
+    switch (kind) {
+    case 0: o->tag = LLAMA_KV_OVERRIDE_TYPE_INT;   o->val_i64 = i; break;
+    case 1: o->tag = LLAMA_KV_OVERRIDE_TYPE_FLOAT; o->val_f64 = f; break;
+    case 2: o->tag = LLAMA_KV_OVERRIDE_TYPE_BOOL;  o->val_bool = b; break;
+    default:
+        o->tag = LLAMA_KV_OVERRIDE_TYPE_STR;
+        snprintf(o->val_str, sizeof(o->val_str), "%s", s);
+        break;
+    }
+}

@@ -1,0 +1,166 @@
+package llama
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/llamago/llamago/gguf"
+)
+
+// Limits of llama.cpp (llama-hparams.h) that it asserts rather than checks.
+const (
+	maxLayers  = 512
+	maxExperts = 512
+)
+
+// validateModelFile checks in Go what llama.cpp would otherwise assert on,
+// aborting the process: a malformed GGUF structure, and hyperparameters or
+// tokenizer arrays it trusts.
+func validateModelFile(path string, vocabOnly bool) error {
+	if err := fileExists(path); err != nil {
+		return err
+	}
+	f, err := gguf.Open(path)
+	if err != nil {
+		if errors.Is(err, gguf.ErrNotGGUF) {
+			return fmt.Errorf("llama: %s: %w", path, err)
+		}
+		return fmt.Errorf("%w: %s: %w", ErrInvalidModel, path, err)
+	}
+	if err := checkMetadata(f, vocabOnly); err != nil {
+		return fmt.Errorf("%w: %s: %s", ErrInvalidModel, path, err)
+	}
+	return nil
+}
+
+func checkMetadata(f *gguf.File, vocabOnly bool) error {
+	arch, ok := f.String("general.architecture")
+	if !ok || arch == "" {
+		return errors.New("general.architecture is missing")
+	}
+	if err := checkVocab(f); err != nil {
+		return err
+	}
+	if vocabOnly {
+		return nil
+	}
+	key := func(k string) string { return arch + "." + k }
+
+	positive := func(k string, required bool, limit uint64) error {
+		v, present := f.Lookup(key(k))
+		if !present {
+			if required {
+				return fmt.Errorf("%s is missing", key(k))
+			}
+			return nil
+		}
+		if v.IsArray() {
+			return nil // per-layer arrays are checked below
+		}
+		n, ok := v.Uint()
+		if !ok {
+			return fmt.Errorf("%s is not an unsigned integer", key(k))
+		}
+		if n == 0 || n > limit {
+			return fmt.Errorf("%s is %d, want 1..%d", key(k), n, limit)
+		}
+		return nil
+	}
+	if err := positive("block_count", true, maxLayers); err != nil {
+		return err
+	}
+	if err := positive("embedding_length", true, 1<<24); err != nil {
+		return err
+	}
+	if err := positive("context_length", true, 1<<31-1); err != nil {
+		return err
+	}
+	if err := positive("attention.head_count", false, 1<<16); err != nil {
+		return err
+	}
+	if err := positive("attention.head_count_kv", false, 1<<16); err != nil {
+		return err
+	}
+	nLayer, _ := f.Uint(key("block_count"))
+	for _, k := range []string{"feed_forward_length", "attention.head_count", "attention.head_count_kv"} {
+		v, ok := f.Lookup(key(k))
+		if !ok || !v.IsArray() {
+			continue
+		}
+		if t := v.ElemType(); t != gguf.TypeUint32 && t != gguf.TypeInt32 {
+			return fmt.Errorf("%s is an array of %s, want integers", key(k), t)
+		}
+		if uint64(v.Len()) != nLayer {
+			return fmt.Errorf("%s has %d entries for %d layers", key(k), v.Len(), nLayer)
+		}
+	}
+
+	experts, _ := f.Uint(key("expert_count"))
+	used, _ := f.Uint(key("expert_used_count"))
+	groups, _ := f.Uint(key("expert_group_count"))
+	groupUsed, _ := f.Uint(key("expert_group_used_count"))
+	switch {
+	case experts > maxExperts:
+		return fmt.Errorf("%s is %d, at most %d", key("expert_count"), experts, maxExperts)
+	case used > experts:
+		return fmt.Errorf("%s (%d) exceeds expert_count (%d)", key("expert_used_count"), used, experts)
+	case experts > 0 && used == 0:
+		return fmt.Errorf("%s is 0 with %d experts", key("expert_used_count"), experts)
+	case experts > 0 && groups >= experts:
+		return fmt.Errorf("%s (%d) must be below expert_count (%d)", key("expert_group_count"), groups, experts)
+	case experts > 0 && groups > 1 && (experts%groups != 0 || groupUsed == 0 || groupUsed >= groups):
+		return fmt.Errorf("inconsistent expert groups: %d experts, %d groups, %d used", experts, groups, groupUsed)
+	case experts == 0 && groups != 0:
+		return fmt.Errorf("%s is %d without experts", key("expert_group_count"), groups)
+	}
+
+	if s, ok := f.String(key("rope.scaling.type")); ok {
+		switch s {
+		case "none", "linear", "yarn", "longrope":
+		default:
+			return fmt.Errorf("%s is %q", key("rope.scaling.type"), s)
+		}
+	}
+	return nil
+}
+
+// checkVocab checks the tokenizer arrays llama.cpp indexes without bounds
+// checks, and the uniqueness of token texts it asserts.
+func checkVocab(f *gguf.File) error {
+	toks, ok := f.Lookup("tokenizer.ggml.tokens")
+	if !ok {
+		return nil // llama.cpp reports a missing vocabulary itself
+	}
+	if !toks.IsArray() || toks.ElemType() != gguf.TypeString {
+		return errors.New("tokenizer.ggml.tokens is not an array of strings")
+	}
+	n := toks.Len()
+	if n == 0 || n > 1<<31-1 {
+		return fmt.Errorf("tokenizer.ggml.tokens has %d entries", n)
+	}
+	// llama.cpp reads these as raw float and int arrays of n entries.
+	for k, want := range map[string]gguf.ValueType{
+		"tokenizer.ggml.scores":     gguf.TypeFloat32,
+		"tokenizer.ggml.token_type": gguf.TypeInt32,
+	} {
+		v, ok := f.Lookup(k)
+		if !ok {
+			continue
+		}
+		t := v.ElemType()
+		if t == gguf.TypeUint32 && want == gguf.TypeInt32 {
+			t = want
+		}
+		if !v.IsArray() || t != want || v.Len() != n {
+			return fmt.Errorf("%s must be an array of %d %s", k, n, want)
+		}
+	}
+	seen := make(map[string]struct{}, n)
+	for _, s := range toks.Strings() {
+		if _, dup := seen[s]; dup {
+			return fmt.Errorf("tokenizer.ggml.tokens has the token %q twice", s)
+		}
+		seen[s] = struct{}{}
+	}
+	return nil
+}
