@@ -350,18 +350,50 @@ func (d *decoder) value(key string) (Value, error) {
 	case TypeFloat64:
 		v.arr, err = readArray(d, n, 8, func(p []byte) float64 { return math.Float64frombits(binary.LittleEndian.Uint64(p)) })
 	case TypeString:
-		s := make([]string, n)
-		for i := range s {
-			if s[i], err = d.str("string array element"); err != nil {
-				break
-			}
-		}
-		v.arr = s
+		v.arr, err = d.strings(int(n))
 	}
 	if err != nil {
 		return Value{}, err
 	}
 	return v, nil
+}
+
+// strings reads an array of n strings. The caller has checked that n
+// length prefixes fit in the file. To avoid an allocation per string (a
+// vocabulary has up to a few hundred thousand), the bytes of all strings are
+// gathered into one buffer and the strings are slices of one copy of it.
+func (d *decoder) strings(n int) ([]string, error) {
+	const what = "string array element"
+	ends := make([]int, n)
+	buf := make([]byte, 0, min(d.remaining(), int64(n)*16))
+	for i := range ends {
+		l, err := d.u64(what + " length")
+		if err != nil {
+			return nil, err
+		}
+		if l > uint64(d.remaining()) {
+			return nil, d.errorf(d.off-8, "%s length %d exceeds the %d bytes left in the file", what, l, d.remaining())
+		}
+		for l > 0 {
+			k := min(l, uint64(d.r.Size()))
+			p, err := d.peek(int(k), what)
+			if err != nil {
+				return nil, err
+			}
+			buf = append(buf, p...)
+			d.skip(int(k))
+			l -= k
+		}
+		ends[i] = len(buf)
+	}
+	all := string(buf)
+	s := make([]string, n)
+	start := 0
+	for i, end := range ends {
+		s[i] = all[start:end]
+		start = end
+	}
+	return s, nil
 }
 
 // readArray reads n elements of size bytes each, decoding each with dec.

@@ -1,0 +1,39 @@
+# llamago: build, test and run. Every target gets its cgo flags from
+# scripts/cgo-env.sh (llama.cpp's include paths inside the pinned
+# github.com/ollama/ollama module, -O3 -march=native, CPU weight repacking).
+# PORTABLE=1 drops -march=native for a binary that runs on any CPU of the
+# architecture.
+
+GO      ?= go
+PORTABLE ?= 0
+MODELS  ?= ../shared/models
+PROMPT  ?= Once upon a time
+export PORTABLE
+
+CGOENV := eval "$$(sh scripts/cgo-env.sh)" &&
+
+.PHONY: all build test run clean vet fmt
+
+all: build
+
+build:
+	$(CGOENV) $(GO) build -trimpath -o bin/llamago ./cmd/llamago
+
+# The README's test command: vet, then every package's tests under the race
+# detector (one build of llama.cpp serves both).
+test:
+	$(CGOENV) $(GO) vet ./...
+	$(CGOENV) $(GO) test -race -timeout 30m -count=1 ./...
+
+run: build
+	./bin/llamago run -m $(MODELS)/stories260K.gguf -n 128 --temp 0 "$(PROMPT)"
+
+vet:
+	$(CGOENV) $(GO) vet ./...
+
+fmt:
+	gofmt -l -w .
+
+clean:
+	rm -rf bin
+	$(GO) clean -cache -testcache
