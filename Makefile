@@ -36,4 +36,4 @@ fmt:
 
 clean:
 	rm -rf bin
-	$(GO) clean -cache -testcache
+	$(GO) clean -testcache
