@@ -1,0 +1,143 @@
+package llama
+
+/*
+#include <stdlib.h>
+#include "llama.h"
+*/
+import "C"
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+	"unsafe"
+)
+
+// FileType is a model file's quantization: llama.cpp's llama_ftype, named
+// as llama-quantize names them (Q4_K_M and so on).
+type FileType int
+
+var fileTypes = map[string]FileType{
+	"F32": 0, "F16": 1, "Q4_0": 2, "Q4_1": 3, "Q8_0": 7, "Q5_0": 8, "Q5_1": 9,
+	"Q2_K": 10, "Q3_K_S": 11, "Q3_K_M": 12, "Q3_K_L": 13, "Q4_K_S": 14, "Q4_K_M": 15,
+	"Q5_K_S": 16, "Q5_K_M": 17, "Q6_K": 18, "IQ2_XXS": 19, "IQ2_XS": 20, "Q2_K_S": 21,
+	"IQ3_XS": 22, "IQ3_XXS": 23, "IQ1_S": 24, "IQ4_NL": 25, "IQ3_S": 26, "IQ3_M": 27,
+	"IQ2_S": 28, "IQ2_M": 29, "IQ4_XS": 30, "IQ1_M": 31, "BF16": 32, "TQ1_0": 36, "TQ2_0": 37,
+}
+
+// needsImatrix are the types llama.cpp only makes with an importance
+// matrix, which Quantize does not take.
+var needsImatrix = map[string]bool{"IQ2_XXS": true, "IQ2_XS": true, "IQ2_S": true, "IQ1_S": true, "IQ1_M": true, "Q2_K_S": true}
+
+func (t FileType) String() string {
+	for name, v := range fileTypes {
+		if v == t {
+			return name
+		}
+	}
+	return fmt.Sprintf("FileType(%d)", int(t))
+}
+
+// ParseFileType parses a quantization name such as "Q4_K_M" or "q8_0".
+func ParseFileType(s string) (FileType, error) {
+	if t, ok := fileTypes[strings.ToUpper(s)]; ok {
+		return t, nil
+	}
+	return 0, invalidArg("unknown quantization type %q (known: %s)", s, strings.Join(FileTypeNames(), ", "))
+}
+
+// FileTypeNames lists the quantization names Quantize accepts.
+func FileTypeNames() []string {
+	var names []string
+	for n := range fileTypes {
+		if !needsImatrix[n] {
+			names = append(names, n)
+		}
+	}
+	sort.Strings(names)
+	return names
+}
+
+type quantizeConfig struct {
+	params C.llama_model_quantize_params
+}
+
+// QuantizeOption configures Quantize.
+type QuantizeOption func(*quantizeConfig) error
+
+// WithQuantizeThreads sets the worker threads (default DefaultThreads()).
+func WithQuantizeThreads(n int) QuantizeOption {
+	return func(c *quantizeConfig) error {
+		if n < 1 || n > 1024 {
+			return invalidArg("%d threads", n)
+		}
+		c.params.nthread = C.int32_t(n)
+		return nil
+	}
+}
+
+// WithAllowRequantize allows quantizing tensors that are already quantized.
+func WithAllowRequantize() QuantizeOption {
+	return func(c *quantizeConfig) error { c.params.allow_requantize = true; return nil }
+}
+
+// WithQuantizeOutput sets whether output.weight is quantized (default true).
+func WithQuantizeOutput(on bool) QuantizeOption {
+	return func(c *quantizeConfig) error { c.params.quantize_output_tensor = C.bool(on); return nil }
+}
+
+// WithPure quantizes every tensor to the one type, without the k-quant
+// mixes' per-tensor choices.
+func WithPure() QuantizeOption {
+	return func(c *quantizeConfig) error { c.params.pure = true; return nil }
+}
+
+// WithKeepSplit writes as many shards as the input has.
+func WithKeepSplit() QuantizeOption {
+	return func(c *quantizeConfig) error { c.params.keep_split = true; return nil }
+}
+
+// Quantize writes a quantized copy of the model file in to out, as
+// llama-quantize does. The input is validated first; out is written to a
+// temporary file and renamed into place, so a failed run leaves nothing.
+// ctx is checked before the work starts; llama.cpp's quantization cannot be
+// interrupted once running.
+func Quantize(ctx context.Context, in, out string, t FileType, opts ...QuantizeOption) error {
+	initBackend()
+	name := t.String()
+	if _, ok := fileTypes[name]; !ok {
+		return invalidArg("quantization type %d", int(t))
+	}
+	if needsImatrix[name] {
+		return invalidArg("%s needs an importance matrix, which Quantize does not support", name)
+	}
+	cfg := quantizeConfig{params: C.llama_model_quantize_default_params()}
+	cfg.params.nthread = C.int32_t(DefaultThreads())
+	cfg.params.ftype = C.enum_llama_ftype(t)
+	for _, o := range opts {
+		if err := o(&cfg); err != nil {
+			return err
+		}
+	}
+	if err := validateModelFile(in, false); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	tmp := out + ".partial"
+	cin, ctmp := C.CString(in), C.CString(tmp)
+	defer C.free(unsafe.Pointer(cin))
+	defer C.free(unsafe.Pointer(ctmp))
+	if C.llama_model_quantize(cin, ctmp, &cfg.params) != 0 {
+		os.Remove(tmp)
+		return fmt.Errorf("llama: quantize %s to %s failed (see the log for llama.cpp's reason)", in, name)
+	}
+	if err := os.Rename(tmp, out); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("llama: quantize: %w", err)
+	}
+	return nil
+}
