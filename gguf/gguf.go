@@ -8,10 +8,17 @@
 // without panicking or allocating more than a small multiple of the file
 // size, everything that loader rejects or would abort on: lengths and counts
 // that exceed the file, arrays of arrays, duplicate keys or tensor names,
-// empty keys, a general.alignment that is not a power-of-two uint32, more
-// than four dimensions, unknown or removed tensor types, rows that are not a
+// empty keys, keys and tensor names containing NUL bytes (llama.cpp looks
+// keys up as C strings), a general.alignment that is not a power-of-two
+// uint32, tensor names of 64 bytes or more, more than four dimensions,
+// dimensions that are zero or negative as int64, element counts or byte
+// sizes that overflow, unknown or removed tensor types, rows that are not a
 // whole number of blocks, tensor offsets that do not follow the canonical
 // packed layout, and tensor data that lies outside the file.
+//
+// It checks the format, not the model: whether the metadata holds the keys,
+// types and array lengths a model architecture or tokenizer needs is left to
+// the caller. Strings need not be valid UTF-8.
 //
 // A GGUF file consists of a fixed header (the magic "GGUF", a uint32
 // version, a uint64 tensor count and a uint64 key-value count), the key-value
@@ -100,8 +107,8 @@ type KV struct {
 // A File is the parsed metadata of a GGUF file: everything but the tensor
 // data.
 //
-// Read fills in every field. For Write only KV and Tensors (without Offset)
-// matter; see Write.
+// Read fills in every field. Write ignores DataOffset, Size and the Offset
+// of each tensor, which follow from the rest; see Write.
 type File struct {
 	// Version is the GGUF version, 2 or 3.
 	Version uint32

@@ -8,6 +8,7 @@ import (
 	"io"
 	"math"
 	"math/bits"
+	"slices"
 	"strings"
 )
 
@@ -27,8 +28,12 @@ const (
 const bufferSize = 64 << 10
 
 // maxPrealloc bounds the capacity allocated up front for the KV and tensor
-// slices; beyond it they grow as entries are actually read.
-const maxPrealloc = 1024
+// slices, and maxPreallocElems that of arrays; beyond them they grow as
+// entries are actually read.
+const (
+	maxPrealloc      = 1024
+	maxPreallocElems = 1 << 20
+)
 
 // Read parses a GGUF file of size bytes read from r. It reads the header,
 // the metadata and the tensor table, but not the tensor data, and checks
@@ -137,15 +142,29 @@ func (d *decoder) str(what string) (string, error) {
 		d.skip(int(n))
 		return s, nil
 	}
-	if n > math.MaxInt {
-		return "", d.errorf(d.off-8, "%s length %d too large", what, n)
+	// Grow the buffer as the string is read rather than trusting n: a
+	// reader can hold less than it was said to.
+	buf, err := d.appendBytes(make([]byte, 0, min(n, maxPreallocElems)), n, what)
+	if err != nil {
+		return "", err
 	}
-	buf := make([]byte, n)
-	if _, err := io.ReadFull(d.r, buf); err != nil {
-		return "", d.ioError(err, what)
-	}
-	d.off += int64(n)
 	return string(buf), nil
+}
+
+// appendBytes reads n bytes, which the caller has checked fit in the file,
+// and appends them to buf.
+func (d *decoder) appendBytes(buf []byte, n uint64, what string) ([]byte, error) {
+	for n > 0 {
+		k := int(min(n, uint64(d.r.Size())))
+		p, err := d.peek(k, what)
+		if err != nil {
+			return nil, err
+		}
+		buf = append(buf, p...)
+		d.skip(k)
+		n -= uint64(k)
+	}
+	return buf, nil
 }
 
 // file parses the whole file.
@@ -215,6 +234,15 @@ func (d *decoder) header(f *File) (nTensors, nKV uint64, err error) {
 	return nTensors, nKV, nil
 }
 
+// short cuts s to at most 64 bytes, for error messages about keys, which
+// can be as long as the file.
+func short(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "..."
+	}
+	return s
+}
+
 // checkVersion returns why GGUF version v is unsupported, or "".
 func checkVersion(v uint32) string {
 	switch {
@@ -249,10 +277,10 @@ func (d *decoder) kvs(f *File, n uint64) error {
 		case key == "":
 			return d.errorf(off, "key %d is empty", i)
 		case strings.IndexByte(key, 0) >= 0:
-			return d.errorf(off, "key %q contains a NUL byte", key)
+			return d.errorf(off, "key %q contains a NUL byte", short(key))
 		}
 		if _, dup := seen[key]; dup {
-			return d.errorf(off, "duplicate key %q", key)
+			return d.errorf(off, "duplicate key %q", short(key))
 		}
 		seen[key] = struct{}{}
 		if key == KeyAlignment {
@@ -299,7 +327,7 @@ func (d *decoder) value(key string) (Value, error) {
 	typ := ValueType(t)
 	if typ != TypeArray {
 		if !typ.valid() {
-			return Value{}, d.errorf(off, "key %q has invalid value type %d", key, t)
+			return Value{}, d.errorf(off, "key %q has invalid value type %d", short(key), t)
 		}
 		return d.scalar(typ)
 	}
@@ -312,9 +340,9 @@ func (d *decoder) value(key string) (Value, error) {
 	elem := ValueType(t)
 	switch {
 	case elem == TypeArray:
-		return Value{}, d.errorf(off, "key %q is an array of arrays, which is not supported", key)
+		return Value{}, d.errorf(off, "key %q is an array of arrays, which is not supported", short(key))
 	case !elem.valid():
-		return Value{}, d.errorf(off, "key %q has invalid array element type %d", key, t)
+		return Value{}, d.errorf(off, "key %q has invalid array element type %d", short(key), t)
 	}
 	n, err := d.u64("array length")
 	if err != nil {
@@ -323,7 +351,7 @@ func (d *decoder) value(key string) (Value, error) {
 	// Every element takes at least minSize bytes (a string its length).
 	minSize := valueTypeSizes[elem]
 	if n > uint64(d.remaining())/minSize || n > math.MaxInt {
-		return Value{}, d.errorf(d.off-8, "key %q: array of %d %s exceeds the %d bytes left in the file", key, n, elem, d.remaining())
+		return Value{}, d.errorf(d.off-8, "key %q: array of %d %s exceeds the %d bytes left in the file", short(key), n, elem, d.remaining())
 	}
 	v := Value{Type: TypeArray, elem: elem}
 	switch elem {
@@ -364,9 +392,11 @@ func (d *decoder) value(key string) (Value, error) {
 // gathered into one buffer and the strings are slices of one copy of it.
 func (d *decoder) strings(n int) ([]string, error) {
 	const what = "string array element"
-	ends := make([]int, n)
-	buf := make([]byte, 0, min(d.remaining(), int64(n)*16))
-	for i := range ends {
+	// Grow the buffers as the strings are read rather than trusting n
+	// and the size: a reader can hold less than it was said to.
+	ends := make([]int, 0, min(n, maxPreallocElems))
+	buf := make([]byte, 0, min(d.remaining(), int64(min(n, maxPreallocElems))*8))
+	for range n {
 		l, err := d.u64(what + " length")
 		if err != nil {
 			return nil, err
@@ -374,17 +404,10 @@ func (d *decoder) strings(n int) ([]string, error) {
 		if l > uint64(d.remaining()) {
 			return nil, d.errorf(d.off-8, "%s length %d exceeds the %d bytes left in the file", what, l, d.remaining())
 		}
-		for l > 0 {
-			k := min(l, uint64(d.r.Size()))
-			p, err := d.peek(int(k), what)
-			if err != nil {
-				return nil, err
-			}
-			buf = append(buf, p...)
-			d.skip(int(k))
-			l -= k
+		if buf, err = d.appendBytes(buf, l, what); err != nil {
+			return nil, err
 		}
-		ends[i] = len(buf)
+		ends = append(ends, len(buf))
 	}
 	all := string(buf)
 	s := make([]string, n)
@@ -399,8 +422,14 @@ func (d *decoder) strings(n int) ([]string, error) {
 // readArray reads n elements of size bytes each, decoding each with dec.
 // The caller has checked that n*size bytes are left in the file.
 func readArray[T any](d *decoder, n uint64, size int, dec func([]byte) T) ([]T, error) {
-	out := make([]T, n)
-	for i := 0; i < len(out); {
+	// Allocate large arrays as they are read, in case the reader holds
+	// less than it was said to.
+	out := make([]T, min(n, maxPreallocElems))
+	for i := 0; uint64(i) < n; {
+		if i == len(out) {
+			extra := int(min(n-uint64(i), uint64(len(out))))
+			out = slices.Grow(out, extra)[:len(out)+extra]
+		}
 		k := d.r.Buffered() / size
 		if k == 0 {
 			// Fill the buffer.

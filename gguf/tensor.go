@@ -151,7 +151,7 @@ type TensorInfo struct {
 // dimensions (1 for a tensor without dimensions). It returns 0 if the
 // product overflows a uint64, which cannot happen for a tensor of a file
 // that Read accepted.
-func (t *TensorInfo) Elements() uint64 {
+func (t TensorInfo) Elements() uint64 {
 	n, ok := t.elements()
 	if !ok {
 		return 0
@@ -159,7 +159,7 @@ func (t *TensorInfo) Elements() uint64 {
 	return n
 }
 
-func (t *TensorInfo) elements() (uint64, bool) {
+func (t TensorInfo) elements() (uint64, bool) {
 	n := uint64(1)
 	for _, d := range t.Dims {
 		hi, lo := bits.Mul64(n, d)
@@ -175,13 +175,13 @@ func (t *TensorInfo) elements() (uint64, bool) {
 // type is invalid, the size overflows or the number of elements in a row
 // (Dims[0]) is not a multiple of the block size; none of these can happen
 // for a tensor of a file that Read accepted.
-func (t *TensorInfo) Size() uint64 {
+func (t TensorInfo) Size() uint64 {
 	n, _ := t.size()
 	return n
 }
 
 // size returns the byte size of the tensor, or a reason why it has none.
-func (t *TensorInfo) size() (uint64, string) {
+func (t TensorInfo) size() (uint64, string) {
 	bs := t.Type.BlockSize()
 	if bs == 0 {
 		return 0, "invalid tensor type " + t.Type.String()

@@ -13,7 +13,8 @@ import (
 // Write writes f as a GGUF file to w: the header, f.KV, the descriptions of
 // f.Tensors, zero padding up to the alignment, and then the data of each
 // tensor followed by zero padding up to the alignment, as llama.cpp writes
-// files.
+// files. A file without tensors ends after the tensor descriptions (as
+// gguf-py writes it), without padding.
 //
 // The version written is f.Version, or Version if it is zero. The alignment
 // is taken from the general.alignment key if there is one (it must be a
@@ -56,7 +57,7 @@ func Write(w io.Writer, f *File, data func(i int, w io.Writer) error) error {
 	e.u64(uint64(len(f.Tensors)))
 	e.u64(uint64(len(f.KV)))
 	for _, kv := range f.KV {
-		e.str(kv.Key)
+		e.str(short(kv.Key))
 		e.value(kv.Value)
 	}
 	var off uint64
@@ -70,7 +71,11 @@ func Write(w io.Writer, f *File, data func(i int, w io.Writer) error) error {
 		e.u64(off)
 		off += pad(sizes[i], align)
 	}
-	e.pad(align)
+	if len(f.Tensors) > 0 {
+		// Without tensors the padding serves no purpose, and with a large
+		// alignment it could be huge; gguf-py omits it too.
+		e.pad(align)
+	}
 
 	for i := range f.Tensors {
 		if e.err != nil {
@@ -112,17 +117,17 @@ func checkKVs(kvs []KV) (uint64, error) {
 		case kv.Key == "":
 			return 0, errors.New("gguf: empty key")
 		case strings.IndexByte(kv.Key, 0) >= 0:
-			return 0, fmt.Errorf("gguf: key %q contains a NUL byte", kv.Key)
+			return 0, fmt.Errorf("gguf: key %q contains a NUL byte", short(kv.Key))
 		}
 		if _, dup := seen[kv.Key]; dup {
-			return 0, fmt.Errorf("gguf: duplicate key %q", kv.Key)
+			return 0, fmt.Errorf("gguf: duplicate key %q", short(kv.Key))
 		}
 		seen[kv.Key] = struct{}{}
 		v := kv.Value
 		switch {
 		case v.Type == TypeArray:
 			if !v.elem.valid() || v.elem == TypeArray || (v.arr != nil && arrayType(v.arr) != v.elem) {
-				return 0, fmt.Errorf("gguf: key %q has an invalid array value", kv.Key)
+				return 0, fmt.Errorf("gguf: key %q has an invalid array value", short(kv.Key))
 			}
 		case !v.Type.valid():
 			return 0, fmt.Errorf("gguf: key %q has invalid value type %d", kv.Key, uint32(v.Type))
@@ -179,9 +184,9 @@ func checkTensors(ts []TensorInfo, align uint64) ([]uint64, error) {
 		t := &ts[i]
 		switch {
 		case len(t.Name) > MaxNameLen:
-			return nil, fmt.Errorf("gguf: tensor name %q is longer than %d bytes", t.Name, MaxNameLen)
+			return nil, fmt.Errorf("gguf: tensor name %q is longer than %d bytes", short(t.Name), MaxNameLen)
 		case strings.IndexByte(t.Name, 0) >= 0:
-			return nil, fmt.Errorf("gguf: tensor name %q contains a NUL byte", t.Name)
+			return nil, fmt.Errorf("gguf: tensor name %q contains a NUL byte", short(t.Name))
 		case len(t.Dims) > MaxDims:
 			return nil, fmt.Errorf("gguf: tensor %q has %d dimensions, the limit is %d", t.Name, len(t.Dims), MaxDims)
 		case !t.Type.Valid():
