@@ -131,7 +131,8 @@ type contextConfig struct {
 type ContextOption func(*contextConfig) error
 
 // WithContextSize sets n_ctx, the number of positions in the KV cache,
-// shared by all sequences; 0 means the model's trained context.
+// shared by all sequences; 0 means the model's trained context. llama.cpp
+// rounds it up to a multiple of 256; ContextSize reports the result.
 func WithContextSize(n int) ContextOption {
 	return func(c *contextConfig) error {
 		if n < 0 || n > 1<<24 {
@@ -318,6 +319,9 @@ func (m *Model) NewContext(opts ...ContextOption) (*Context, error) {
 	p := &cfg.params
 	if p.n_ubatch > p.n_batch {
 		p.n_ubatch = p.n_batch
+	}
+	if err := m.checkCacheTypes(CacheType(p.type_k), CacheType(p.type_v)); err != nil {
+		return nil, err
 	}
 	abort := (*C.int32_t)(C.calloc(1, 4))
 	p.abort_callback = C.ggml_abort_callback(C.llamago_abort)
@@ -818,4 +822,34 @@ func (c *Context) ResetPerf() {
 	}
 	defer c.mu.Unlock()
 	C.llama_perf_context_reset(c.c)
+}
+
+// checkCacheTypes refuses quantized cache types whose block does not divide
+// the attention head size: ggml asserts on such rows, aborting the process.
+// The caller holds the model.
+func (m *Model) checkCacheTypes(k, v CacheType) error {
+	head := func(key string) int {
+		if s, ok := m.metadata(m.info.arch + "." + key); ok {
+			var n int
+			if _, err := fmt.Sscan(s, &n); err == nil && n > 0 {
+				return n
+			}
+		}
+		if m.info.nHead > 0 {
+			return m.info.nEmbd / m.info.nHead
+		}
+		return 0
+	}
+	for _, c := range []struct {
+		t   CacheType
+		key string
+	}{{k, "attention.key_length"}, {v, "attention.value_length"}} {
+		if c.t == CacheF32 || c.t == CacheF16 || c.t == CacheBF16 {
+			continue
+		}
+		if d := head(c.key); d%32 != 0 {
+			return invalidArg("cache type %s needs a head size that is a multiple of 32; this model's is %d", c.t, d)
+		}
+	}
+	return nil
 }

@@ -168,7 +168,9 @@ func WithLogitBias(bias map[TokenID]float32) SamplerOption {
 }
 
 // WithGrammar constrains output to a GBNF grammar starting at rule root
-// ("" means "root").
+// ("" means "root"). A grammar that does not parse makes NewSampler return
+// ErrInvalidGrammar; llama.cpp also prints its parse error to the process's
+// stderr, bypassing SetLogger.
 func WithGrammar(gbnf, root string) SamplerOption {
 	return func(c *SamplerConfig) {
 		c.Grammar, c.GrammarRoot, c.GrammarPatterns, c.GrammarTokens = gbnf, root, nil, nil

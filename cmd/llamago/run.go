@@ -1,0 +1,532 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/llamago/llamago/llama"
+)
+
+// runOptions are the flags and streams of "llamago run".
+type runOptions struct {
+	IO *iostreams
+
+	Model      string
+	Prompt     string // from --prompt or the positional argument
+	PromptFile string // --file; "-" is standard input
+	NoEscape   bool
+
+	NPredict     int
+	CtxSize      int
+	BatchSize    int
+	UBatchSize   int
+	Threads      int
+	ThreadsBatch int // 0: the same as Threads
+	GPULayers    int
+	FlashAttn    string
+	CacheTypeK   string
+	CacheTypeV   string
+	NoMmap       bool
+	Mlock        bool
+
+	Temp             float32
+	TopK             int
+	TopP             float32
+	MinP             float32
+	Typical          float32
+	RepeatPenalty    float32
+	RepeatLastN      int
+	PresencePenalty  float32
+	FrequencyPenalty float32
+	Mirostat         int
+	MirostatLR       float32
+	MirostatEnt      float32
+	Seed             int64 // -1: random
+	Grammar          string
+	GrammarFile      string
+	Stop             []string
+	IgnoreEOS        bool
+
+	Echo    bool
+	Timings bool
+	JSON    bool
+
+	// Set by validate from the flags above.
+	flashAttn      llama.FlashAttention
+	cacheK, cacheV llama.CacheType
+	seed           uint32
+}
+
+func newRunCmd(streams *iostreams, runF func(*runOptions) error) *cobra.Command {
+	opts := &runOptions{IO: streams}
+	cmd := &cobra.Command{
+		Use:   "run -m MODEL [flags] [PROMPT]",
+		Short: "Generate text from a prompt",
+		Long: "Generate text from a prompt and stream it to standard output.\n\n" +
+			"The prompt is the argument, --prompt or the contents of --file (\"-\" reads\n" +
+			"standard input): exactly one of them. Escape sequences such as \\n in the\n" +
+			"prompt and the stop strings are processed as llama.cpp does, unless\n" +
+			"--no-escape is given.",
+		Example: `  llamago run -m stories260K.gguf --temp 0 -n 30 "Once upon a time"
+  llamago run -m model.gguf -ngl 99 -c 8192 -f prompt.txt --timings
+  llamago run -m model.gguf --json --stop "\n\n" -p "Q: What is GGUF?\nA:"`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 1 {
+				return usageErrorf("expected at most one prompt argument, got %d (quote the prompt)", len(args))
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			sources := 0
+			for _, set := range []bool{cmd.Flags().Changed("prompt"), cmd.Flags().Changed("file"), len(args) == 1} {
+				if set {
+					sources++
+				}
+			}
+			switch {
+			case sources == 0:
+				return usageErrorf("no prompt: give it as an argument, with --prompt or with --file")
+			case sources > 1:
+				return usageErrorf("give the prompt only once: as an argument, with --prompt or with --file")
+			}
+			if len(args) == 1 {
+				opts.Prompt = args[0]
+			}
+			if err := opts.validate(); err != nil {
+				return err
+			}
+			if runF != nil {
+				return runF(opts)
+			}
+			return runRun(cmd.Context(), opts)
+		},
+	}
+
+	f := cmd.Flags()
+	f.SortFlags = false
+	f.StringVarP(&opts.Model, "model", "m", "", "model file (GGUF), required")
+	f.StringVarP(&opts.Prompt, "prompt", "p", "", "prompt text")
+	f.StringVarP(&opts.PromptFile, "file", "f", "", "read the prompt from a file (\"-\": standard input)")
+	f.BoolVar(&opts.NoEscape, "no-escape", false, "do not process escape sequences (\\n, \\t, ...) in the prompt and stop strings")
+	f.IntVarP(&opts.NPredict, "n-predict", "n", -1, "number of tokens to generate (-1: until end of generation or a full context)")
+	f.IntVarP(&opts.CtxSize, "ctx-size", "c", 4096, "size of the context in tokens (0: the model's trained context)")
+	f.IntVarP(&opts.BatchSize, "batch-size", "b", 2048, "logical batch size for prompt processing")
+	f.IntVar(&opts.UBatchSize, "ubatch-size", 512, "physical batch size (short -ub)")
+	f.IntVarP(&opts.Threads, "threads", "t", llama.DefaultThreads(), "threads for generation")
+	f.IntVar(&opts.ThreadsBatch, "threads-batch", 0, "threads for prompt processing (short -tb; default: the same as --threads)")
+	f.IntVar(&opts.GPULayers, "n-gpu-layers", -1, "layers to offload to GPUs (short -ngl; -1: all)")
+	f.StringVar(&opts.FlashAttn, "flash-attn", "auto", "flash attention: on, off or auto (short -fa)")
+	f.StringVar(&opts.CacheTypeK, "cache-type-k", "f16", "KV cache type for K: f32, f16, bf16, q8_0, q4_0, q4_1, iq4_nl, q5_0, q5_1 (short -ctk)")
+	f.StringVar(&opts.CacheTypeV, "cache-type-v", "f16", "KV cache type for V, as --cache-type-k (short -ctv)")
+	f.BoolVar(&opts.NoMmap, "no-mmap", false, "read the model into memory instead of mapping it")
+	f.BoolVar(&opts.Mlock, "mlock", false, "lock the model in RAM")
+
+	f.Float32Var(&opts.Temp, "temp", 0.8, "temperature (0: greedy)")
+	f.IntVar(&opts.TopK, "top-k", 40, "top-k sampling (0: off)")
+	f.Float32Var(&opts.TopP, "top-p", 0.95, "top-p sampling (1: off)")
+	f.Float32Var(&opts.MinP, "min-p", 0.05, "min-p sampling (0: off)")
+	f.Float32Var(&opts.Typical, "typical", 1.0, "locally typical sampling with mass p (1: off)")
+	f.Float32Var(&opts.RepeatPenalty, "repeat-penalty", 1.0, "penalty for repeated tokens (1: off)")
+	f.IntVar(&opts.RepeatLastN, "repeat-last-n", 64, "tokens considered for the penalties (0: off, -1: the context)")
+	f.Float32Var(&opts.PresencePenalty, "presence-penalty", 0, "presence penalty (0: off)")
+	f.Float32Var(&opts.FrequencyPenalty, "frequency-penalty", 0, "frequency penalty (0: off)")
+	f.IntVar(&opts.Mirostat, "mirostat", 0, "Mirostat sampling version: 0 (off), 1 or 2")
+	f.Float32Var(&opts.MirostatLR, "mirostat-lr", 0.1, "Mirostat learning rate (eta)")
+	f.Float32Var(&opts.MirostatEnt, "mirostat-ent", 5.0, "Mirostat target entropy (tau)")
+	f.Int64Var(&opts.Seed, "seed", -1, "random seed (-1: random)")
+	f.StringVar(&opts.Grammar, "grammar", "", "constrain the output with a GBNF grammar")
+	f.StringVar(&opts.GrammarFile, "grammar-file", "", "read the GBNF grammar from a file")
+	f.StringArrayVar(&opts.Stop, "stop", nil, "stop before this text (repeatable)")
+	f.BoolVar(&opts.IgnoreEOS, "ignore-eos", false, "keep generating past end-of-generation tokens")
+
+	f.BoolVar(&opts.Echo, "echo", false, "print the prompt before the generated text")
+	f.BoolVar(&opts.Timings, "timings", false, "print token counts and speeds on stderr")
+	f.BoolVar(&opts.JSON, "json", false, "print one JSON object with the text, tokens and statistics at the end")
+	return cmd
+}
+
+// validate checks the flag values and sets the parsed fields.
+func (o *runOptions) validate() error {
+	if o.Model == "" {
+		return usageErrorf("--model is required")
+	}
+	if o.NPredict == 0 || o.NPredict < -1 {
+		return usageErrorf("--n-predict must be -1 (no limit) or positive, not %d", o.NPredict)
+	}
+	if o.CtxSize < 0 {
+		return usageErrorf("--ctx-size must be 0 (the model's trained context) or positive, not %d", o.CtxSize)
+	}
+	if o.BatchSize < 1 {
+		return usageErrorf("--batch-size must be positive, not %d", o.BatchSize)
+	}
+	if o.UBatchSize < 1 {
+		return usageErrorf("--ubatch-size must be positive, not %d", o.UBatchSize)
+	}
+	if o.Threads < 1 {
+		return usageErrorf("--threads must be positive, not %d", o.Threads)
+	}
+	if o.ThreadsBatch < 0 {
+		return usageErrorf("--threads-batch must be positive, not %d", o.ThreadsBatch)
+	}
+	if o.ThreadsBatch == 0 {
+		o.ThreadsBatch = o.Threads
+	}
+	if o.GPULayers < -1 {
+		return usageErrorf("--n-gpu-layers must be -1 (all) or at least 0, not %d", o.GPULayers)
+	}
+	switch o.FlashAttn {
+	case "on":
+		o.flashAttn = llama.FlashAttentionOn
+	case "off":
+		o.flashAttn = llama.FlashAttentionOff
+	case "auto":
+		o.flashAttn = llama.FlashAttentionAuto
+	default:
+		return usageErrorf("--flash-attn must be on, off or auto, not %q", o.FlashAttn)
+	}
+	var err error
+	if o.cacheK, err = parseCacheType("--cache-type-k", o.CacheTypeK); err != nil {
+		return err
+	}
+	if o.cacheV, err = parseCacheType("--cache-type-v", o.CacheTypeV); err != nil {
+		return err
+	}
+	if o.flashAttn == llama.FlashAttentionOff && quantized(o.cacheV) {
+		return usageErrorf("a quantized V cache (--cache-type-v %s) needs flash attention: use --flash-attn on or auto", o.CacheTypeV)
+	}
+
+	if !finite(o.Temp) || o.Temp < 0 {
+		return usageErrorf("--temp must be 0 (greedy) or positive, not %v", o.Temp)
+	}
+	if o.TopK < 0 {
+		return usageErrorf("--top-k must be 0 (off) or positive, not %d", o.TopK)
+	}
+	for _, p := range []struct {
+		name string
+		v    float32
+	}{{"--top-p", o.TopP}, {"--min-p", o.MinP}, {"--typical", o.Typical}} {
+		if !(p.v >= 0 && p.v <= 1) {
+			return usageErrorf("%s must be between 0 and 1, not %v", p.name, p.v)
+		}
+	}
+	if !finite(o.RepeatPenalty) || o.RepeatPenalty < 0 {
+		return usageErrorf("--repeat-penalty must not be negative, not %v", o.RepeatPenalty)
+	}
+	if o.RepeatLastN < -1 {
+		return usageErrorf("--repeat-last-n must be -1 (the context), 0 (off) or positive, not %d", o.RepeatLastN)
+	}
+	if !finite(o.PresencePenalty) {
+		return usageErrorf("--presence-penalty must be a finite number, not %v", o.PresencePenalty)
+	}
+	if !finite(o.FrequencyPenalty) {
+		return usageErrorf("--frequency-penalty must be a finite number, not %v", o.FrequencyPenalty)
+	}
+	if o.Mirostat < 0 || o.Mirostat > 2 {
+		return usageErrorf("--mirostat must be 0, 1 or 2, not %d", o.Mirostat)
+	}
+	if !finite(o.MirostatLR) || o.MirostatLR < 0 {
+		return usageErrorf("--mirostat-lr must not be negative, not %v", o.MirostatLR)
+	}
+	if !finite(o.MirostatEnt) || o.MirostatEnt < 0 {
+		return usageErrorf("--mirostat-ent must not be negative, not %v", o.MirostatEnt)
+	}
+	switch {
+	case o.Seed == -1:
+		o.seed = llama.DefaultSeed
+	case o.Seed < 0 || o.Seed > math.MaxUint32:
+		return usageErrorf("--seed must be -1 (random) or between 0 and %d, not %d", uint32(math.MaxUint32), o.Seed)
+	default:
+		o.seed = uint32(o.Seed)
+	}
+	if o.Grammar != "" && o.GrammarFile != "" {
+		return usageErrorf("--grammar and --grammar-file cannot be used together")
+	}
+	if o.JSON && o.Echo {
+		return usageErrorf("--json and --echo cannot be used together")
+	}
+	return nil
+}
+
+func finite(f float32) bool { return !math.IsNaN(float64(f)) && !math.IsInf(float64(f), 0) }
+
+var cacheTypeNames = "f32, f16, bf16, q8_0, q4_0, q4_1, iq4_nl, q5_0, q5_1"
+
+func parseCacheType(flag, s string) (llama.CacheType, error) {
+	t, err := llama.ParseCacheType(s)
+	if err != nil {
+		return 0, usageErrorf("%s: unknown cache type %q (want one of %s)", flag, s, cacheTypeNames)
+	}
+	return t, nil
+}
+
+func quantized(t llama.CacheType) bool {
+	return t != llama.CacheF32 && t != llama.CacheF16 && t != llama.CacheBF16
+}
+
+// checkCacheTypes refuses a quantized KV cache type for a model whose
+// attention heads are not a whole number of quantization blocks (32
+// values for every quantized cache type): llama.cpp accepts the context,
+// then aborts the process in its first decode.
+func checkCacheTypes(m *llama.Model, o *runOptions) error {
+	const block = 32
+	headDim := func(key string) int {
+		if v, ok := m.Metadata(m.Architecture() + ".attention." + key); ok {
+			if n, err := strconv.Atoi(v); err == nil {
+				return n
+			}
+		}
+		if m.Heads() > 0 {
+			return m.EmbeddingSize() / m.Heads()
+		}
+		return 0
+	}
+	for _, c := range []struct {
+		flag, name, key string
+		t               llama.CacheType
+	}{{"--cache-type-k", o.CacheTypeK, "key_length", o.cacheK}, {"--cache-type-v", o.CacheTypeV, "value_length", o.cacheV}} {
+		if d := headDim(c.key); quantized(c.t) && d%block != 0 {
+			return fmt.Errorf("%s %s needs attention heads of a multiple of %d values; the model's have %d", c.flag, c.name, block, d)
+		}
+	}
+	return nil
+}
+
+// runJSON is the object --json prints.
+type runJSON struct {
+	Text   string          `json:"text"`
+	Tokens []llama.TokenID `json:"tokens"`
+	Stats  runStats        `json:"stats"`
+}
+
+type runStats struct {
+	PromptTokens          int     `json:"prompt_tokens"`
+	CachedTokens          int     `json:"cached_tokens"`
+	GeneratedTokens       int     `json:"generated_tokens"`
+	PromptEvalMs          float64 `json:"prompt_eval_ms"`
+	TTFTMs                float64 `json:"ttft_ms"`
+	GenerationMs          float64 `json:"generation_ms"`
+	TokensPerSecond       float64 `json:"tokens_per_second"`
+	PromptTokensPerSecond float64 `json:"prompt_tokens_per_second"`
+	StopReason            string  `json:"stop_reason"`
+	StopString            string  `json:"stop_string,omitempty"`
+}
+
+func newRunStats(s llama.Stats) runStats {
+	return runStats{
+		PromptTokens:          s.PromptTokens,
+		CachedTokens:          s.CachedTokens,
+		GeneratedTokens:       s.GeneratedTokens,
+		PromptEvalMs:          ms(s.PromptEval),
+		TTFTMs:                ms(s.TimeToFirst),
+		GenerationMs:          ms(s.Generation),
+		TokensPerSecond:       s.TokensPerSecond(),
+		PromptTokensPerSecond: s.PromptTokensPerSecond(),
+		StopReason:            s.StopReason.String(),
+		StopString:            s.StopString,
+	}
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// runRun loads the model, generates, and streams the text to IO.Out.
+func runRun(ctx context.Context, opts *runOptions) error {
+	out, errOut := opts.IO.Out, opts.IO.ErrOut
+
+	prompt := opts.Prompt
+	if opts.PromptFile != "" {
+		b, err := readInput(opts.IO.In, opts.PromptFile)
+		if err != nil {
+			return err
+		}
+		prompt = string(b)
+	}
+	stops := append([]string(nil), opts.Stop...)
+	if !opts.NoEscape {
+		prompt = processEscapes(prompt)
+		for i := range stops {
+			stops[i] = processEscapes(stops[i])
+		}
+	}
+	grammar := opts.Grammar
+	if opts.GrammarFile != "" {
+		b, err := os.ReadFile(opts.GrammarFile)
+		if err != nil {
+			return err
+		}
+		grammar = string(b)
+	}
+
+	model, err := loadModel(ctx, opts.Model,
+		llama.WithGPULayers(opts.GPULayers),
+		llama.WithMmap(!opts.NoMmap),
+		llama.WithMlock(opts.Mlock))
+	if err != nil {
+		return err
+	}
+	defer model.Close()
+	if err := checkCacheTypes(model, opts); err != nil {
+		return err
+	}
+	lctx, err := model.NewContext(
+		llama.WithContextSize(opts.CtxSize),
+		llama.WithBatchSize(opts.BatchSize),
+		llama.WithUBatchSize(opts.UBatchSize),
+		llama.WithThreads(opts.Threads),
+		llama.WithBatchThreads(opts.ThreadsBatch),
+		llama.WithFlashAttention(opts.flashAttn),
+		llama.WithCacheTypes(opts.cacheK, opts.cacheV))
+	if err != nil {
+		return err
+	}
+	defer lctx.Close()
+
+	sampling := []llama.SamplerOption{
+		llama.WithSeed(opts.seed),
+		llama.WithTemperature(opts.Temp),
+		llama.WithTopK(opts.TopK),
+		llama.WithTopP(opts.TopP),
+		llama.WithMinP(opts.MinP),
+		llama.WithTypicalP(opts.Typical),
+		llama.WithPenalties(opts.RepeatLastN, opts.RepeatPenalty, opts.FrequencyPenalty, opts.PresencePenalty),
+		llama.WithMirostat(opts.Mirostat, opts.MirostatEnt, opts.MirostatLR),
+	}
+	if opts.Temp == 0 {
+		sampling = append(sampling, llama.WithGreedy())
+	}
+	if grammar != "" {
+		sampling = append(sampling, llama.WithGrammar(grammar, ""))
+	}
+	var stats llama.Stats
+	gen := []llama.GenerateOption{
+		llama.WithMaxTokens(opts.NPredict),
+		llama.WithStop(stops...),
+		llama.WithSampling(sampling...),
+		llama.WithStats(&stats),
+	}
+	if opts.IgnoreEOS {
+		gen = append(gen, llama.WithIgnoreEOS())
+	}
+
+	// Streamed text goes out unbuffered, so every token reaches the reader
+	// as it is made. An echoed prompt goes out with the first text, so it
+	// is not printed for a generation that fails at the start.
+	stream := !opts.JSON
+	pending := ""
+	if opts.Echo {
+		pending = prompt
+	}
+	lastByte := byte('\n')
+	write := func(s string) error {
+		s, pending = pending+s, ""
+		if s == "" {
+			return nil
+		}
+		lastByte = s[len(s)-1]
+		_, err := io.WriteString(out, s)
+		return err
+	}
+	var text strings.Builder
+	tokens := []llama.TokenID{}
+	var genErr error
+	for tok, err := range lctx.Generate(ctx, prompt, gen...) {
+		if err != nil {
+			genErr = err
+			break
+		}
+		if tok.ID != llama.NullToken {
+			tokens = append(tokens, tok.ID)
+		}
+		if tok.Text == "" {
+			continue
+		}
+		text.WriteString(tok.Text)
+		if stream {
+			if err := write(tok.Text); err != nil {
+				return err
+			}
+		}
+	}
+
+	contextFull := false
+	switch {
+	case genErr == nil:
+	case errors.Is(genErr, context.Canceled) || ctx.Err() != nil:
+		if stream {
+			fmt.Fprintln(out)
+		}
+		return genErr
+	case errors.Is(genErr, llama.ErrContextFull) && stats.GeneratedTokens > 0:
+		contextFull = true
+	case errors.Is(genErr, llama.ErrContextFull):
+		return fmt.Errorf("the prompt of %d tokens does not fit the context of %d tokens (see --ctx-size)",
+			stats.PromptTokens, lctx.ContextSize())
+	default:
+		return genErr
+	}
+
+	if opts.JSON {
+		enc := json.NewEncoder(out)
+		enc.SetEscapeHTML(false)
+		if err := enc.Encode(runJSON{Text: text.String(), Tokens: tokens, Stats: newRunStats(stats)}); err != nil {
+			return err
+		}
+	} else {
+		if err := write(""); err != nil {
+			return err
+		}
+		if lastByte != '\n' && isTerminal(out) {
+			fmt.Fprintln(out)
+		}
+	}
+	if contextFull {
+		fmt.Fprintf(errOut, "llamago: context full after %d tokens\n", stats.GeneratedTokens)
+	}
+	if opts.Timings {
+		printTimings(errOut, stats)
+	}
+	return nil
+}
+
+func printTimings(w io.Writer, s llama.Stats) {
+	fmt.Fprintf(w, "prompt:     %d tokens (%d cached), %.2f ms, %.2f tok/s\n",
+		s.PromptTokens, s.CachedTokens, ms(s.PromptEval), s.PromptTokensPerSecond())
+	fmt.Fprintf(w, "generation: %d tokens, time to first token %.2f ms, %.2f tok/s\n",
+		s.GeneratedTokens, ms(s.TimeToFirst), s.TokensPerSecond())
+	stop := s.StopReason.String()
+	if s.StopReason == llama.StopString {
+		stop += fmt.Sprintf(" %q", s.StopString)
+	}
+	fmt.Fprintf(w, "stop:       %s\n", stop)
+}
+
+// readInput reads a whole file, or in when name is "-".
+func readInput(in io.Reader, name string) ([]byte, error) {
+	if name == "-" {
+		b, err := io.ReadAll(in)
+		if err != nil {
+			return nil, fmt.Errorf("read standard input: %w", err)
+		}
+		return b, nil
+	}
+	return os.ReadFile(name)
+}
+
+// isTerminal reports whether w is a terminal.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
