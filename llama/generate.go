@@ -129,7 +129,9 @@ func WithSequence(seq int) GenerateOption { return func(c *generateConfig) { c.s
 
 // WithTokenizeFlags sets how Generate tokenizes a text prompt (default
 // AddSpecial|ParseSpecial).
-func WithTokenizeFlags(f SpecialTokens) GenerateOption { return func(c *generateConfig) { c.flags = f } }
+func WithTokenizeFlags(f SpecialTokens) GenerateOption {
+	return func(c *generateConfig) { c.flags = f }
+}
 
 // WithStats fills *s when the generation ends.
 func WithStats(s *Stats) GenerateOption { return func(c *generateConfig) { c.stats = s } }
@@ -229,7 +231,14 @@ func (c *Context) generate(ctx context.Context, prompt []TokenID, cfg *generateC
 		yield(Token{}, err)
 	}
 	if err := g.setup(prompt); err != nil {
-		fail(StopError, err)
+		if g.s != nil && g.s != cfg.sampler {
+			g.s.Close() // setup may fail after building the sampler
+		}
+		reason := StopError
+		if errors.Is(err, ErrContextFull) {
+			reason = StopContextFull
+		}
+		fail(reason, err)
 		return
 	}
 	if g.s != cfg.sampler {
@@ -333,13 +342,13 @@ func (g *generation) setup(prompt []TokenID) error {
 				}
 			}
 			opts = append(opts[:len(opts):len(opts)], func(sc *SamplerConfig) {
-				if sc.LogitBias == nil {
-					sc.LogitBias = bias
-					return
+				// The caller's map, if any, is merged into ours, not changed.
+				for t, b := range sc.LogitBias {
+					if _, eog := bias[t]; !eog {
+						bias[t] = b
+					}
 				}
-				for t, b := range bias {
-					sc.LogitBias[t] = b
-				}
+				sc.LogitBias = bias
 			})
 		}
 		s, err := c.m.NewSampler(opts...)

@@ -205,7 +205,7 @@ func Load(ctx context.Context, path string, opts ...ModelOption) (*Model, error)
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	if err := validateModelFile(path, bool(cfg.params.vocab_only)); err != nil {
+	if err := validateModelFile(path, bool(cfg.params.vocab_only), cfg.overrides...); err != nil {
 		return nil, err
 	}
 
@@ -300,8 +300,12 @@ func (m *Model) readInfo() {
 	i.nCtxTrain = int(C.llama_model_n_ctx_train(m.c))
 	i.nEmbd = int(C.llama_model_n_embd(m.c))
 	i.nLayer = int(C.llama_model_n_layer(m.c))
-	i.nHead = int(C.llama_model_n_head(m.c))
-	i.nHeadKV = int(C.llama_model_n_head_kv(m.c))
+	if i.nLayer > 0 {
+		// llama.cpp aborts on these with no layers, as in a vocab-only
+		// model, whose hyperparameters it does not load.
+		i.nHead = int(C.llama_model_n_head(m.c))
+		i.nHeadKV = int(C.llama_model_n_head_kv(m.c))
+	}
 	i.nVocab = int32(C.llama_vocab_n_tokens(m.vocab))
 	i.vocabType = VocabType(C.llama_vocab_type(m.vocab))
 	if t := C.llama_model_chat_template(m.c, nil); t != nil {

@@ -3,6 +3,7 @@ package llama
 import (
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/llamago/llamago/gguf"
 )
@@ -15,8 +16,9 @@ const (
 
 // validateModelFile checks in Go what llama.cpp would otherwise assert on,
 // aborting the process: a malformed GGUF structure, and hyperparameters or
-// tokenizer arrays it trusts.
-func validateModelFile(path string, vocabOnly bool) error {
+// tokenizer arrays it trusts. The metadata is checked as llama.cpp will see
+// it, with the overrides applied.
+func validateModelFile(path string, vocabOnly bool, overrides ...kvOverride) error {
 	if err := fileExists(path); err != nil {
 		return err
 	}
@@ -27,10 +29,39 @@ func validateModelFile(path string, vocabOnly bool) error {
 		}
 		return fmt.Errorf("%w: %s: %w", ErrInvalidModel, path, err)
 	}
+	applyOverrides(f, overrides)
 	if err := checkMetadata(f, vocabOnly); err != nil {
 		return fmt.Errorf("%w: %s: %s", ErrInvalidModel, path, err)
 	}
 	return nil
+}
+
+// applyOverrides sets the metadata overrides in f as llama.cpp reads them:
+// integers as int64, floats as float64.
+func applyOverrides(f *gguf.File, overrides []kvOverride) {
+	for _, o := range overrides {
+		var v gguf.Value
+		switch x := o.value.(type) {
+		case int:
+			v = gguf.Int64Value(int64(x))
+		case int64:
+			v = gguf.Int64Value(x)
+		case float64:
+			v = gguf.Float64Value(x)
+		case bool:
+			v = gguf.BoolValue(x)
+		case string:
+			v = gguf.StringValue(x)
+		default:
+			continue
+		}
+		i := slices.IndexFunc(f.KV, func(kv gguf.KV) bool { return kv.Key == o.key })
+		if i < 0 {
+			f.KV = append(f.KV, gguf.KV{Key: o.key, Value: v})
+		} else {
+			f.KV[i].Value = v
+		}
+	}
 }
 
 func checkMetadata(f *gguf.File, vocabOnly bool) error {
@@ -153,6 +184,17 @@ func checkVocab(f *gguf.File) error {
 		}
 		if !v.IsArray() || t != want || v.Len() != n {
 			return fmt.Errorf("%s must be an array of %d %s", k, n, want)
+		}
+	}
+	// llama.cpp renders byte tokens only in SPM-like vocabularies: for a
+	// WordPiece one (tokenizer.ggml.model "bert") it aborts while loading.
+	if model, _ := f.String("tokenizer.ggml.model"); model == "bert" {
+		if v, ok := f.Lookup("tokenizer.ggml.token_type"); ok {
+			for i := range v.Len() {
+				if t, _ := v.Index(i).Int(); t == 6 { // LLAMA_TOKEN_TYPE_BYTE
+					return fmt.Errorf("byte token %d in a WordPiece vocabulary", i)
+				}
+			}
 		}
 	}
 	seen := make(map[string]struct{}, n)

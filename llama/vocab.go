@@ -216,6 +216,10 @@ func (m *Model) tokenize(dst []TokenID, text string, flags SpecialTokens) ([]Tok
 	if len(text) > 1<<30 {
 		return dst, invalidArg("text of %d bytes is too long to tokenize", len(text))
 	}
+	if m.info.vocabType == VocabNone {
+		// llama.cpp asserts on a tokenizer it does not have.
+		return dst, invalidArg("model %s has no vocabulary", m.path)
+	}
 	// A token covers at least one byte; BOS and EOS may be added.
 	n := len(text) + 2
 	start := len(dst)
@@ -299,10 +303,16 @@ func (m *Model) Detokenize(tokens []TokenID, removeSpecial, unparseSpecial bool)
 }
 
 // piece returns the cached rendering of t (control tokens as ""), the form
-// Generate streams; the caller holds the model.
+// Generate streams. The caller need not hold the model.
 func (m *Model) piece(t TokenID) string {
 	m.piecesOnce.Do(func() {
 		m.pieces = make([]string, m.info.nVocab)
+		// Generate calls this without holding the model, which Close may
+		// free meanwhile; a closed model's generation fails anyway.
+		if m.rlock() != nil {
+			return
+		}
+		defer m.mu.RUnlock()
 		var buf []byte
 		for i := range m.pieces {
 			buf = m.appendPiece(buf[:0], TokenID(i), false)
