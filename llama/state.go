@@ -21,10 +21,15 @@ import (
 // header of ours, so that LoadState can refuse bytes that are corrupt or
 // belong to another model before llama.cpp parses them.
 //
-//	magic "LGST" | version u32 | fingerprint [32]byte | length u64 | crc32 u32 | llama.cpp state
+//	magic "LGST" | version u32 | fingerprint [32]byte | length u64 | crc32 u32 | body
+//	body: token count u32 | tokens i32... | llama.cpp state
+//
+// The tokens are those a sequence snapshot holds, so that a restored
+// sequence is a cached prefix for Generate; whole-context snapshots carry
+// none. length and crc32 cover the body.
 const (
 	stateMagic   = "LGST"
-	stateVersion = 1
+	stateVersion = 2
 	stateHeader  = 4 + 4 + 32 + 8 + 4
 )
 
@@ -50,18 +55,47 @@ func (m *Model) fingerprint() [32]byte {
 	return fp
 }
 
-func (m *Model) frame(payload []byte) []byte {
-	out := make([]byte, stateHeader, stateHeader+len(payload))
+func (m *Model) frame(payload []byte, tokens []TokenID) []byte {
+	body := make([]byte, 4+4*len(tokens), 4+4*len(tokens)+len(payload))
+	binary.LittleEndian.PutUint32(body, uint32(len(tokens)))
+	for i, t := range tokens {
+		binary.LittleEndian.PutUint32(body[4+4*i:], uint32(t))
+	}
+	body = append(body, payload...)
+	out := make([]byte, stateHeader, stateHeader+len(body))
 	copy(out, stateMagic)
 	binary.LittleEndian.PutUint32(out[4:], stateVersion)
 	fp := m.fingerprint()
 	copy(out[8:40], fp[:])
-	binary.LittleEndian.PutUint64(out[40:], uint64(len(payload)))
-	binary.LittleEndian.PutUint32(out[48:], crc32.ChecksumIEEE(payload))
-	return append(out, payload...)
+	binary.LittleEndian.PutUint64(out[40:], uint64(len(body)))
+	binary.LittleEndian.PutUint32(out[48:], crc32.ChecksumIEEE(body))
+	return append(out, body...)
 }
 
-func (m *Model) unframe(data []byte) ([]byte, error) {
+// unframe checks a snapshot and returns its tokens and llama.cpp state.
+func (m *Model) unframe(data []byte) ([]byte, []TokenID, error) {
+	body, err := m.unframeBody(data)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(body) < 4 {
+		return nil, nil, fmt.Errorf("%w: truncated", ErrStateMismatch)
+	}
+	n := uint64(binary.LittleEndian.Uint32(body))
+	if n > uint64(len(body)-4)/4 {
+		return nil, nil, fmt.Errorf("%w: %d tokens in %d bytes", ErrStateMismatch, n, len(body))
+	}
+	tokens := make([]TokenID, n)
+	for i := range tokens {
+		tokens[i] = TokenID(binary.LittleEndian.Uint32(body[4+4*i:]))
+		if !m.validToken(tokens[i]) {
+			return nil, nil, fmt.Errorf("%w: token %d outside the vocabulary", ErrStateMismatch, tokens[i])
+		}
+	}
+	return body[4+4*n:], tokens, nil
+}
+
+func (m *Model) unframeBody(data []byte) ([]byte, error) {
 	if len(data) < stateHeader || string(data[:4]) != stateMagic {
 		return nil, fmt.Errorf("%w: not a llamago state", ErrStateMismatch)
 	}
@@ -93,11 +127,16 @@ func (c *Context) SaveState() ([]byte, error) {
 		}
 		got := C.llama_state_get_data(c.c, (*C.uint8_t)(unsafe.Pointer(&buf[0])), n)
 		return buf[:got], got == n
-	})
+	}, nil)
 }
 
-// SaveSequenceState returns a snapshot of one sequence's KV cache.
+// SaveSequenceState returns a snapshot of one sequence's KV cache, with the
+// tokens it holds when they are known (see SequenceTokens).
 func (c *Context) SaveSequenceState(seq int) ([]byte, error) {
+	var tokens []TokenID
+	if seq >= 0 && seq < c.nSeqMax {
+		tokens, _ = c.SequenceTokens(seq)
+	}
 	return c.saveState(func() ([]byte, bool) {
 		if c.checkSeq(seq, false) != nil {
 			return nil, false
@@ -109,10 +148,10 @@ func (c *Context) SaveSequenceState(seq int) ([]byte, error) {
 		}
 		got := C.llama_state_seq_get_data(c.c, (*C.uint8_t)(unsafe.Pointer(&buf[0])), n, C.llama_seq_id(seq))
 		return buf[:got], got == n
-	})
+	}, tokens)
 }
 
-func (c *Context) saveState(get func() ([]byte, bool)) ([]byte, error) {
+func (c *Context) saveState(get func() ([]byte, bool), tokens []TokenID) ([]byte, error) {
 	if err := c.lock(); err != nil {
 		return nil, err
 	}
@@ -121,7 +160,7 @@ func (c *Context) saveState(get func() ([]byte, bool)) ([]byte, error) {
 	if !ok {
 		return nil, errors.New("llama: could not save the state")
 	}
-	return c.m.frame(data), nil
+	return c.m.frame(data, tokens), nil
 }
 
 // LoadState restores a snapshot made by SaveState on a context of the same
@@ -132,7 +171,8 @@ func (c *Context) LoadState(data []byte) error {
 }
 
 // LoadSequenceState restores a snapshot made by SaveSequenceState into
-// sequence seq, replacing what it held.
+// sequence seq, replacing what it held. If the snapshot carries its tokens,
+// Generate reuses the restored cache as a prefix.
 func (c *Context) LoadSequenceState(seq int, data []byte) error {
 	return c.loadState(data, seq)
 }
@@ -147,7 +187,7 @@ func (c *Context) loadState(data []byte, seq int) error {
 			return err
 		}
 	}
-	payload, err := c.m.unframe(data)
+	payload, tokens, err := c.m.unframe(data)
 	if err != nil {
 		return err
 	}
@@ -168,6 +208,9 @@ func (c *Context) loadState(data []byte, seq int) error {
 	c.outputs = c.outputs[:0]
 	if got == 0 && len(payload) > 0 {
 		return fmt.Errorf("%w: llama.cpp could not restore it (context too small?)", ErrStateMismatch)
+	}
+	if seq >= 0 && len(tokens) > 0 {
+		c.adoptHistory(seq, tokens)
 	}
 	return nil
 }
@@ -286,4 +329,18 @@ func tokenPtr(t []TokenID) *C.llama_token {
 		return nil
 	}
 	return (*C.llama_token)(unsafe.Pointer(&t[0]))
+}
+
+// SequenceTokens returns the tokens that Generate knows sequence seq's KV
+// cache holds, at positions 0..len-1. ok is false when that is not known,
+// for example after a Decode of the caller's own batch into the sequence.
+func (c *Context) SequenceTokens(seq int) (tokens []TokenID, ok bool) {
+	if c.lock() != nil {
+		return nil, false
+	}
+	defer c.mu.Unlock()
+	if c.checkSeq(seq, false) != nil || !c.hist[seq].valid {
+		return nil, false
+	}
+	return append([]TokenID(nil), c.hist[seq].tokens...), true
 }
