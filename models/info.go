@@ -74,7 +74,9 @@ func Inspect(path string, f *gguf.File) Info {
 	}
 	in.ChatTemplate, _ = f.String("tokenizer.chat_template")
 	for _, name := range []string{"bos", "eos", "eot", "eom", "unknown", "seperator", "padding", "mask", "fim_pre", "fim_suf", "fim_mid"} {
-		if id, ok := f.Uint("tokenizer.ggml." + name + "_token_id"); ok {
+		// llama.cpp ignores an id outside the vocabulary, such as
+		// 4294967295 (-1) for "none".
+		if id, ok := f.Uint("tokenizer.ggml." + name + "_token_id"); ok && id < uint64(max(in.VocabSize, 0)) {
 			if in.SpecialTokens == nil {
 				in.SpecialTokens = map[string]int{}
 			}

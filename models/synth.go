@@ -188,7 +188,10 @@ func Synthesize(w io.Writer, opts SynthOptions) error {
 	}
 	for _, t := range ts {
 		typ := opts.Type
-		if len(t.dims) == 1 {
+		// Vectors, and BERT's token type embeddings, which llama.cpp adds
+		// to F32 activations with an operation that takes only F32 (as
+		// convert_hf_to_gguf.py writes them), stay F32.
+		if len(t.dims) == 1 || t.name == "token_types.weight" {
 			typ = gguf.TensorF32
 		}
 		f.Tensors = append(f.Tensors, gguf.TensorInfo{Name: t.name, Type: typ, Dims: t.dims})
