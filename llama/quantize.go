@@ -10,6 +10,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"unsafe"
@@ -100,8 +101,10 @@ func WithKeepSplit() QuantizeOption {
 }
 
 // Quantize writes a quantized copy of the model file in to out, as
-// llama-quantize does. The input is validated first; out is written to a
-// temporary file and renamed into place, so a failed run leaves nothing.
+// llama-quantize does (with WithKeepSplit, as split parts named after out).
+// The input is validated first; the output is written in a temporary
+// directory beside out and renamed into place, so a failed run leaves
+// nothing.
 // ctx is checked before the work starts; llama.cpp's quantization cannot be
 // interrupted once running.
 func Quantize(ctx context.Context, in, out string, t FileType, opts ...QuantizeOption) error {
@@ -127,17 +130,28 @@ func Quantize(ctx context.Context, in, out string, t FileType, opts ...QuantizeO
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	tmp := out + ".partial"
-	cin, ctmp := C.CString(in), C.CString(tmp)
+	// llama.cpp writes out (or, with WithKeepSplit, out's split parts) into
+	// a fresh directory beside it, from which the results are moved into
+	// place, so a failed run leaves nothing behind.
+	tmpDir, err := os.MkdirTemp(filepath.Dir(out), "."+filepath.Base(out)+".partial-")
+	if err != nil {
+		return fmt.Errorf("llama: quantize: cannot write the output: %w", err)
+	}
+	defer os.RemoveAll(tmpDir)
+	cin, ctmp := C.CString(in), C.CString(filepath.Join(tmpDir, filepath.Base(out)))
 	defer C.free(unsafe.Pointer(cin))
 	defer C.free(unsafe.Pointer(ctmp))
 	if C.llama_model_quantize(cin, ctmp, &cfg.params) != 0 {
-		os.Remove(tmp)
 		return fmt.Errorf("llama: quantize %s to %s failed (see the log for llama.cpp's reason)", in, name)
 	}
-	if err := os.Rename(tmp, out); err != nil {
-		os.Remove(tmp)
+	parts, err := os.ReadDir(tmpDir)
+	if err != nil {
 		return fmt.Errorf("llama: quantize: %w", err)
+	}
+	for _, p := range parts {
+		if err := os.Rename(filepath.Join(tmpDir, p.Name()), filepath.Join(filepath.Dir(out), p.Name())); err != nil {
+			return fmt.Errorf("llama: quantize: %w", err)
+		}
 	}
 	return nil
 }

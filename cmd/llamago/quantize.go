@@ -2,9 +2,7 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -135,33 +133,19 @@ func quantizeKeepSplit(ctx context.Context, opts *quantizeOptions, in, out strin
 	if m := splitPartRE.FindStringSubmatch(filepath.Base(out)); m != nil {
 		prefix = filepath.Join(filepath.Dir(out), m[1])
 	}
-	// llama.Quantize has llama.cpp write to OUTPUT.partial and renames that;
-	// with keep_split llama.cpp writes OUTPUT.partial-0000K-of-0000N.gguf
-	// instead, and the rename fails. Those parts are moved into place here.
-	tmp := prefix + ".split"
-	partName := func(p string, k int) string { return fmt.Sprintf("%s-%05d-of-%05d.gguf", p, k, n) }
-	cleanup := func() {
-		for k := 1; k <= n; k++ {
-			os.Remove(partName(tmp+".partial", k))
-		}
-	}
-	defer cleanup()
+	// With keep_split llama.cpp names the parts after the output it is
+	// given; llama.Quantize moves them all into place.
+	partName := func(k int) string { return fmt.Sprintf("%s-%05d-of-%05d.gguf", prefix, k, n) }
 	start := time.Now()
-	err := llama.Quantize(ctx, in, tmp, opts.ftype, append(qopts, llama.WithKeepSplit())...)
-	os.Remove(tmp) // in case llama.Quantize renamed something
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return err // llama.cpp failed, not the rename
-	}
-	if _, err := os.Stat(partName(tmp+".partial", n)); err != nil {
-		return fmt.Errorf("quantize %s: llama.cpp wrote no split output: %w", in, err)
+	if err := llama.Quantize(ctx, in, prefix, opts.ftype, append(qopts, llama.WithKeepSplit())...); err != nil {
+		return err
 	}
 	var outs []string
 	for k := 1; k <= n; k++ {
-		dst := partName(prefix, k)
-		if err := os.Rename(partName(tmp+".partial", k), dst); err != nil {
-			return err
+		if _, err := os.Stat(partName(k)); err != nil {
+			return fmt.Errorf("quantize %s: llama.cpp wrote no part %d: %w", in, k, err)
 		}
-		outs = append(outs, dst)
+		outs = append(outs, partName(k))
 	}
 	return reportQuantize(opts, src, outs, time.Since(start))
 }

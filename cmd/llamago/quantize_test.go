@@ -216,7 +216,7 @@ func TestQuantizeErrors(t *testing.T) {
 		{"missing input", []string{"quantize", missing, filepath.Join(dir, "out.gguf"), "Q8_0"}, missing},
 		{"output is input", []string{"quantize", stories, stories, "Q8_0"}, "the output " + stories + " is the input"},
 		{"truncated input", []string{"quantize", modelPath(t, "ollama-test-truncated.gguf"), filepath.Join(dir, "out.gguf"), "Q8_0"}, "ollama-test-truncated.gguf"},
-		{"missing output directory", []string{"quantize", stories, filepath.Join(dir, "no", "out.gguf"), "Q8_0"}, "failed"},
+		{"missing output directory", []string{"quantize", stories, filepath.Join(dir, "no", "out.gguf"), "Q8_0"}, "cannot write the output"},
 		{"unknown model", []string{"quantize", "no-such-model", filepath.Join(dir, "out.gguf"), "Q8_0"}, `model "no-such-model" not found`},
 	}
 	for _, tt := range tests {
