@@ -37,3 +37,17 @@ fmt:
 clean:
 	rm -rf bin
 	$(GO) clean -testcache
+
+# Benchmarks: synthesizes the benchmark models once into $(BENCH_DIR) (the
+# llama-60m and tinyllama-1.1b shapes at F16, Q8_0, Q4_K_M and Q4_0, about
+# 5 GB), runs `llamago bench` over them and stories260K, measures the memory
+# bandwidth, and rewrites the generated sections of docs/benchmarks.md, with
+# docs/benchmarks.svg and docs/benchmarks.jsonl. Roughly 20 minutes on two
+# cores. BENCH_FLAGS=-quick checks the pipeline in a minute or two and prints
+# the tables instead of writing the document.
+BENCH_DIR   ?= $(HOME)/.cache/llamago/bench
+BENCH_FLAGS ?=
+
+.PHONY: bench
+bench: build
+	$(CGOENV) $(GO) run ./scripts/benchdata -bin bin/llamago -dir $(BENCH_DIR) -models $(MODELS) -doc docs/benchmarks.md $(BENCH_FLAGS)
