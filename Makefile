@@ -12,23 +12,43 @@ export PORTABLE
 
 CGOENV := eval "$$(sh scripts/cgo-env.sh)" &&
 
-.PHONY: all build test run clean vet fmt
+.PHONY: all deps build test run clean vet fmt
 
 all: build
 
-build:
+# llama.cpp's common library, which holds its JSON Schema to grammar
+# converter, includes nlohmann/json; the Go module leaves llama.cpp's copy
+# out with its vendor directory, so the build takes the system's. deps
+# installs it where it can (root on Debian or Ubuntu, as in CI) and says
+# what to install elsewhere.
+deps:
+	@if ! printf '#include <nlohmann/json.hpp>\n' | $$($(GO) env CXX) $$($(GO) env CGO_CPPFLAGS) -std=c++17 -E -x c++ - >/dev/null 2>&1; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			echo "deps: installing nlohmann-json3-dev (nlohmann/json.hpp, for llama.cpp's common library)"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nlohmann-json3-dev; \
+		else \
+			echo "deps: the C++ compiler does not find nlohmann/json.hpp, which llama.cpp's common library needs." >&2; \
+			echo "      Install nlohmann-json: apt-get install nlohmann-json3-dev (Debian, Ubuntu), dnf install json-devel" >&2; \
+			echo "      (Fedora), brew install nlohmann-json (macOS; add its include directory to CGO_CPPFLAGS)," >&2; \
+			echo "      or put json.hpp and json_fwd.hpp from https://github.com/nlohmann/json in an nlohmann/ directory" >&2; \
+			echo "      on the include path." >&2; \
+			exit 1; \
+		fi; \
+	fi
+
+build: deps
 	$(CGOENV) $(GO) build -trimpath -o bin/llamago ./cmd/llamago
 
 # The README's test command: vet, then every package's tests under the race
 # detector (one build of llama.cpp serves both).
-test:
+test: deps
 	$(CGOENV) $(GO) vet ./...
 	$(CGOENV) $(GO) test -race -timeout 30m -count=1 ./...
 
 run: build
 	./bin/llamago run -m $(MODELS)/stories260K.gguf -n 128 --temp 0 "$(PROMPT)"
 
-vet:
+vet: deps
 	$(CGOENV) $(GO) vet ./...
 
 fmt:

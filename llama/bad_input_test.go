@@ -17,6 +17,7 @@ import (
 
 	"github.com/llamago/llamago/gguf"
 	"github.com/llamago/llamago/llama"
+	"github.com/llamago/llamago/models"
 )
 
 func loadErr(t *testing.T, path string, opts ...llama.ModelOption) error {
@@ -775,5 +776,47 @@ func TestFailedGenerateLeak(t *testing.T) {
 	t.Logf("RSS growth over 150 failed Generates: %.1f MB", float64(growth)/(1<<20))
 	if growth > 16<<20 {
 		t.Errorf("RSS grew by %d MB over 150 failed Generates: samplers leak", growth>>20)
+	}
+}
+
+// Encoder-only models run a whole batch as one micro-batch; llama.cpp
+// asserts on more, so Decode and Encode refuse it, and pooled embeddings
+// contexts refuse a micro-batch that does not split across the sequences.
+func TestEncoderBatchLimits(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "bert.gguf")
+	shape, _ := models.LookupShape("tiny-bert")
+	if err := models.SynthesizeFile(path, models.SynthOptions{Shape: shape, Vocab: modelPath(t, "vocab/ggml-vocab-bert-bge.gguf"), Seed: 1}); err != nil {
+		t.Fatal(err)
+	}
+	m, err := llama.Load(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if _, err := m.NewContext(llama.WithEmbeddings(llama.PoolingMean), llama.WithSequences(3), llama.WithBatchSize(64), llama.WithUBatchSize(64)); !errors.Is(err, llama.ErrInvalidArgument) {
+		t.Errorf("ubatch 64 over 3 sequences: %v, want ErrInvalidArgument", err)
+	}
+	c, err := m.NewContext(llama.WithEmbeddings(llama.PoolingMean), llama.WithBatchSize(64), llama.WithUBatchSize(16), llama.WithThreads(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	b, _ := llama.NewBatch(64, 1)
+	defer b.Close()
+	for i := range 32 {
+		b.Add(llama.TokenID(100+i), i, true)
+	}
+	if err := c.Decode(context.Background(), b); !errors.Is(err, llama.ErrInvalidArgument) {
+		t.Errorf("Decode of 32 tokens with ubatch 16: %v, want ErrInvalidArgument", err)
+	}
+	if err := c.Encode(context.Background(), b); !errors.Is(err, llama.ErrInvalidArgument) {
+		t.Errorf("Encode of 32 tokens with ubatch 16: %v, want ErrInvalidArgument", err)
+	}
+	b.Clear()
+	for i := range 16 {
+		b.Add(llama.TokenID(100+i), i, true)
+	}
+	if err := c.Decode(context.Background(), b); err != nil {
+		t.Errorf("Decode of 16 tokens: %v", err)
 	}
 }

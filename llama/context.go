@@ -323,6 +323,11 @@ func (m *Model) NewContext(opts ...ContextOption) (*Context, error) {
 	if err := m.checkCacheTypes(CacheType(p.type_k), CacheType(p.type_v)); err != nil {
 		return nil, err
 	}
+	// llama.cpp asserts while building a pooled embeddings graph whose
+	// micro-batch does not split evenly across the sequences.
+	if p.embeddings && p.n_seq_max > 1 && p.n_ubatch%p.n_seq_max != 0 {
+		return nil, invalidArg("with embeddings the micro-batch size (%d) must be a multiple of the sequences (%d)", p.n_ubatch, p.n_seq_max)
+	}
 	abort := (*C.int32_t)(C.calloc(1, 4))
 	p.abort_callback = C.ggml_abort_callback(C.llamago_abort)
 	p.abort_callback_data = unsafe.Pointer(abort)
@@ -480,6 +485,9 @@ func (c *Context) Encode(ctx context.Context, b *Batch) error {
 	if err := c.checkBatch(b); err != nil {
 		return err
 	}
+	if n := int(b.c.n_tokens); n > c.nUbatch {
+		return invalidArg("batch of %d tokens exceeds the micro-batch size %d, which the encoder needs", n, c.nUbatch)
+	}
 	if ctx.Done() != nil {
 		defer c.watch(ctx)()
 	}
@@ -495,6 +503,11 @@ func (c *Context) checkBatch(b *Batch) error {
 	}
 	if n > c.nBatch {
 		return invalidArg("batch of %d tokens exceeds the context's batch size %d", n, c.nBatch)
+	}
+	// Models without a KV cache (non-causal encoders such as BERT) are run
+	// by llama_encode, which asserts that the batch fits one micro-batch.
+	if c.mem == nil && n > c.nUbatch {
+		return invalidArg("batch of %d tokens exceeds the micro-batch size %d, which this model's encoder needs", n, c.nUbatch)
 	}
 	tokens, _, nSeq, seqs, _ := b.view()
 	for i, t := range tokens {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -93,4 +94,22 @@ func oneLine(t *testing.T, stderr string) {
 	if !strings.HasPrefix(stderr, "llamago: ") || !strings.HasSuffix(stderr, "\n") || strings.Count(stderr, "\n") != 1 {
 		t.Errorf("stderr = %q, want one line \"llamago: ...\"", stderr)
 	}
+}
+
+// buildLlamago builds the llamago binary into a temporary directory, with
+// the race detector when the test binary has it, and returns its path.
+func buildLlamago(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "llamago")
+	args := []string{"build", "-o", bin}
+	if raceEnabled {
+		args = append(args, "-race")
+	}
+	// The environment, the cgo flags of scripts/cgo-env.sh included, is
+	// the test's own, so the build reuses the cached llama.cpp.
+	build := exec.Command("go", append(args, ".")...)
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
 }

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -58,17 +57,7 @@ func TestRootHelp(t *testing.T) {
 // TestBinary builds llamago and checks, as a subprocess, its exit codes and
 // how it stops on SIGINT.
 func TestBinary(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "llamago")
-	args := []string{"build", "-o", bin}
-	if raceEnabled {
-		args = append(args, "-race")
-	}
-	// The environment, the cgo flags of scripts/cgo-env.sh included, is
-	// the test's own, so the build reuses the cached llama.cpp.
-	build := exec.Command("go", append(args, ".")...)
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildLlamago(t)
 	stories := modelPath(t, "stories260K.gguf")
 
 	t.Run("exit codes", func(t *testing.T) {

@@ -33,6 +33,7 @@ type runOptions struct {
 	Threads      int
 	ThreadsBatch int // 0: the same as Threads
 	GPULayers    int
+	GPU          gpuFlags // --split-mode, --main-gpu, --tensor-split
 	FlashAttn    string
 	CacheTypeK   string
 	CacheTypeV   string
@@ -54,6 +55,8 @@ type runOptions struct {
 	Seed             int64 // -1: random
 	Grammar          string
 	GrammarFile      string
+	JSONSchema       string
+	JSONSchemaFile   string
 	Stop             []string
 	IgnoreEOS        bool
 
@@ -114,40 +117,11 @@ func newRunCmd(streams *iostreams, runF func(*runOptions) error) *cobra.Command 
 
 	f := cmd.Flags()
 	f.SortFlags = false
-	f.StringVarP(&opts.Model, "model", "m", "", "model file (GGUF), required")
+	addModelFlag(f, opts)
 	f.StringVarP(&opts.Prompt, "prompt", "p", "", "prompt text")
 	f.StringVarP(&opts.PromptFile, "file", "f", "", "read the prompt from a file (\"-\": standard input)")
 	f.BoolVar(&opts.NoEscape, "no-escape", false, "do not process escape sequences (\\n, \\t, ...) in the prompt and stop strings")
-	f.IntVarP(&opts.NPredict, "n-predict", "n", -1, "number of tokens to generate (-1: until end of generation or a full context)")
-	f.IntVarP(&opts.CtxSize, "ctx-size", "c", 4096, "size of the context in tokens (0: the model's trained context)")
-	f.IntVarP(&opts.BatchSize, "batch-size", "b", 2048, "logical batch size for prompt processing")
-	f.IntVar(&opts.UBatchSize, "ubatch-size", 512, "physical batch size (short -ub)")
-	f.IntVarP(&opts.Threads, "threads", "t", llama.DefaultThreads(), "threads for generation")
-	f.IntVar(&opts.ThreadsBatch, "threads-batch", 0, "threads for prompt processing (short -tb; default: the same as --threads)")
-	f.IntVar(&opts.GPULayers, "n-gpu-layers", -1, "layers to offload to GPUs (short -ngl; -1: all)")
-	f.StringVar(&opts.FlashAttn, "flash-attn", "auto", "flash attention: on, off or auto (short -fa)")
-	f.StringVar(&opts.CacheTypeK, "cache-type-k", "f16", "KV cache type for K: f32, f16, bf16, q8_0, q4_0, q4_1, iq4_nl, q5_0, q5_1 (short -ctk)")
-	f.StringVar(&opts.CacheTypeV, "cache-type-v", "f16", "KV cache type for V, as --cache-type-k (short -ctv)")
-	f.BoolVar(&opts.NoMmap, "no-mmap", false, "read the model into memory instead of mapping it")
-	f.BoolVar(&opts.Mlock, "mlock", false, "lock the model in RAM")
-
-	f.Float32Var(&opts.Temp, "temp", 0.8, "temperature (0: greedy)")
-	f.IntVar(&opts.TopK, "top-k", 40, "top-k sampling (0: off)")
-	f.Float32Var(&opts.TopP, "top-p", 0.95, "top-p sampling (1: off)")
-	f.Float32Var(&opts.MinP, "min-p", 0.05, "min-p sampling (0: off)")
-	f.Float32Var(&opts.Typical, "typical", 1.0, "locally typical sampling with mass p (1: off)")
-	f.Float32Var(&opts.RepeatPenalty, "repeat-penalty", 1.0, "penalty for repeated tokens (1: off)")
-	f.IntVar(&opts.RepeatLastN, "repeat-last-n", 64, "tokens considered for the penalties (0: off, -1: the context)")
-	f.Float32Var(&opts.PresencePenalty, "presence-penalty", 0, "presence penalty (0: off)")
-	f.Float32Var(&opts.FrequencyPenalty, "frequency-penalty", 0, "frequency penalty (0: off)")
-	f.IntVar(&opts.Mirostat, "mirostat", 0, "Mirostat sampling version: 0 (off), 1 or 2")
-	f.Float32Var(&opts.MirostatLR, "mirostat-lr", 0.1, "Mirostat learning rate (eta)")
-	f.Float32Var(&opts.MirostatEnt, "mirostat-ent", 5.0, "Mirostat target entropy (tau)")
-	f.Int64Var(&opts.Seed, "seed", -1, "random seed (-1: random)")
-	f.StringVar(&opts.Grammar, "grammar", "", "constrain the output with a GBNF grammar")
-	f.StringVar(&opts.GrammarFile, "grammar-file", "", "read the GBNF grammar from a file")
-	f.StringArrayVar(&opts.Stop, "stop", nil, "stop before this text (repeatable)")
-	f.BoolVar(&opts.IgnoreEOS, "ignore-eos", false, "keep generating past end-of-generation tokens")
+	addGenerationFlags(f, opts)
 
 	f.BoolVar(&opts.Echo, "echo", false, "print the prompt before the generated text")
 	f.BoolVar(&opts.Timings, "timings", false, "print token counts and speeds on stderr")
@@ -183,6 +157,9 @@ func (o *runOptions) validate() error {
 	}
 	if o.GPULayers < -1 {
 		return usageErrorf("--n-gpu-layers must be -1 (all) or at least 0, not %d", o.GPULayers)
+	}
+	if err := o.GPU.validate(); err != nil {
+		return err
 	}
 	switch o.FlashAttn {
 	case "on":
@@ -250,6 +227,15 @@ func (o *runOptions) validate() error {
 	}
 	if o.Grammar != "" && o.GrammarFile != "" {
 		return usageErrorf("--grammar and --grammar-file cannot be used together")
+	}
+	constraints := 0
+	for _, s := range []string{o.Grammar, o.GrammarFile, o.JSONSchema, o.JSONSchemaFile} {
+		if s != "" {
+			constraints++
+		}
+	}
+	if constraints > 1 {
+		return usageErrorf("give one of --grammar, --grammar-file, --json-schema and --json-schema-file")
 	}
 	if o.JSON && o.Echo {
 		return usageErrorf("--json and --echo cannot be used together")
@@ -357,19 +343,12 @@ func runRun(ctx context.Context, opts *runOptions) error {
 			stops[i] = processEscapes(stops[i])
 		}
 	}
-	grammar := opts.Grammar
-	if opts.GrammarFile != "" {
-		b, err := os.ReadFile(opts.GrammarFile)
-		if err != nil {
-			return err
-		}
-		grammar = string(b)
+	grammar, err := opts.grammarText()
+	if err != nil {
+		return err
 	}
 
-	model, err := loadModel(ctx, opts.Model,
-		llama.WithGPULayers(opts.GPULayers),
-		llama.WithMmap(!opts.NoMmap),
-		llama.WithMlock(opts.Mlock))
+	model, err := loadModel(ctx, opts.Model, opts.modelOptions()...)
 	if err != nil {
 		return err
 	}
@@ -377,40 +356,17 @@ func runRun(ctx context.Context, opts *runOptions) error {
 	if err := checkCacheTypes(model, opts); err != nil {
 		return err
 	}
-	lctx, err := model.NewContext(
-		llama.WithContextSize(opts.CtxSize),
-		llama.WithBatchSize(opts.BatchSize),
-		llama.WithUBatchSize(opts.UBatchSize),
-		llama.WithThreads(opts.Threads),
-		llama.WithBatchThreads(opts.ThreadsBatch),
-		llama.WithFlashAttention(opts.flashAttn),
-		llama.WithCacheTypes(opts.cacheK, opts.cacheV))
+	lctx, err := model.NewContext(opts.contextOptions()...)
 	if err != nil {
 		return err
 	}
 	defer lctx.Close()
 
-	sampling := []llama.SamplerOption{
-		llama.WithSeed(opts.seed),
-		llama.WithTemperature(opts.Temp),
-		llama.WithTopK(opts.TopK),
-		llama.WithTopP(opts.TopP),
-		llama.WithMinP(opts.MinP),
-		llama.WithTypicalP(opts.Typical),
-		llama.WithPenalties(opts.RepeatLastN, opts.RepeatPenalty, opts.FrequencyPenalty, opts.PresencePenalty),
-		llama.WithMirostat(opts.Mirostat, opts.MirostatEnt, opts.MirostatLR),
-	}
-	if opts.Temp == 0 {
-		sampling = append(sampling, llama.WithGreedy())
-	}
-	if grammar != "" {
-		sampling = append(sampling, llama.WithGrammar(grammar, ""))
-	}
 	var stats llama.Stats
 	gen := []llama.GenerateOption{
 		llama.WithMaxTokens(opts.NPredict),
 		llama.WithStop(stops...),
-		llama.WithSampling(sampling...),
+		llama.WithSampling(opts.samplerOptions(grammar)...),
 		llama.WithStats(&stats),
 	}
 	if opts.IgnoreEOS {

@@ -1,0 +1,140 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/spf13/pflag"
+
+	"github.com/llamago/llamago/llama"
+)
+
+// The flags that load a model, make a context and sample from it are the
+// same for every command that generates (run, chat): they are registered
+// here, on the fields of runOptions, and checked by runOptions.validate.
+
+// addModelFlag registers --model (-m).
+func addModelFlag(f *pflag.FlagSet, o *runOptions) {
+	f.StringVarP(&o.Model, "model", "m", "", "model file (GGUF), required")
+}
+
+// addGenerationFlags registers the generation, model loading, context and
+// sampling flags, from --n-predict to --ignore-eos.
+func addGenerationFlags(f *pflag.FlagSet, o *runOptions) {
+	f.IntVarP(&o.NPredict, "n-predict", "n", -1, "number of tokens to generate (-1: until end of generation or a full context)")
+	f.IntVarP(&o.CtxSize, "ctx-size", "c", 4096, "size of the context in tokens (0: the model's trained context)")
+	f.IntVarP(&o.BatchSize, "batch-size", "b", 2048, "logical batch size for prompt processing")
+	f.IntVar(&o.UBatchSize, "ubatch-size", 512, "physical batch size (short -ub)")
+	f.IntVarP(&o.Threads, "threads", "t", llama.DefaultThreads(), "threads for generation")
+	f.IntVar(&o.ThreadsBatch, "threads-batch", 0, "threads for prompt processing (short -tb; default: the same as --threads)")
+	f.IntVar(&o.GPULayers, "n-gpu-layers", -1, "layers to offload to GPUs (short -ngl; -1: all)")
+	addGPUFlags(f, &o.GPU)
+	f.StringVar(&o.FlashAttn, "flash-attn", "auto", "flash attention: on, off or auto (short -fa)")
+	f.StringVar(&o.CacheTypeK, "cache-type-k", "f16", "KV cache type for K: f32, f16, bf16, q8_0, q4_0, q4_1, iq4_nl, q5_0, q5_1 (short -ctk)")
+	f.StringVar(&o.CacheTypeV, "cache-type-v", "f16", "KV cache type for V, as --cache-type-k (short -ctv)")
+	f.BoolVar(&o.NoMmap, "no-mmap", false, "read the model into memory instead of mapping it")
+	f.BoolVar(&o.Mlock, "mlock", false, "lock the model in RAM")
+
+	f.Float32Var(&o.Temp, "temp", 0.8, "temperature (0: greedy)")
+	f.IntVar(&o.TopK, "top-k", 40, "top-k sampling (0: off)")
+	f.Float32Var(&o.TopP, "top-p", 0.95, "top-p sampling (1: off)")
+	f.Float32Var(&o.MinP, "min-p", 0.05, "min-p sampling (0: off)")
+	f.Float32Var(&o.Typical, "typical", 1.0, "locally typical sampling with mass p (1: off)")
+	f.Float32Var(&o.RepeatPenalty, "repeat-penalty", 1.0, "penalty for repeated tokens (1: off)")
+	f.IntVar(&o.RepeatLastN, "repeat-last-n", 64, "tokens considered for the penalties (0: off, -1: the context)")
+	f.Float32Var(&o.PresencePenalty, "presence-penalty", 0, "presence penalty (0: off)")
+	f.Float32Var(&o.FrequencyPenalty, "frequency-penalty", 0, "frequency penalty (0: off)")
+	f.IntVar(&o.Mirostat, "mirostat", 0, "Mirostat sampling version: 0 (off), 1 or 2")
+	f.Float32Var(&o.MirostatLR, "mirostat-lr", 0.1, "Mirostat learning rate (eta)")
+	f.Float32Var(&o.MirostatEnt, "mirostat-ent", 5.0, "Mirostat target entropy (tau)")
+	f.Int64Var(&o.Seed, "seed", -1, "random seed (-1: random)")
+	f.StringVar(&o.Grammar, "grammar", "", "constrain the output with a GBNF grammar")
+	f.StringVar(&o.GrammarFile, "grammar-file", "", "read the GBNF grammar from a file")
+	f.StringVarP(&o.JSONSchema, "json-schema", "j", "", "constrain the output to JSON that this JSON Schema allows (converted to a grammar as llama.cpp does)")
+	f.StringVar(&o.JSONSchemaFile, "json-schema-file", "", "read the JSON Schema from a file")
+	f.StringArrayVar(&o.Stop, "stop", nil, "stop before this text (repeatable)")
+	f.BoolVar(&o.IgnoreEOS, "ignore-eos", false, "keep generating past end-of-generation tokens")
+}
+
+// modelOptions are the options that load the model, as the flags set them.
+func (o *runOptions) modelOptions() []llama.ModelOption {
+	return append([]llama.ModelOption{
+		llama.WithGPULayers(o.GPULayers),
+		llama.WithMmap(!o.NoMmap),
+		llama.WithMlock(o.Mlock),
+	}, o.GPU.modelOptions()...)
+}
+
+// contextOptions are the options of the context, as the flags set them.
+func (o *runOptions) contextOptions() []llama.ContextOption {
+	return []llama.ContextOption{
+		llama.WithContextSize(o.CtxSize),
+		llama.WithBatchSize(o.BatchSize),
+		llama.WithUBatchSize(o.UBatchSize),
+		llama.WithThreads(o.Threads),
+		llama.WithBatchThreads(o.ThreadsBatch),
+		llama.WithFlashAttention(o.flashAttn),
+		llama.WithCacheTypes(o.cacheK, o.cacheV),
+	}
+}
+
+// samplerOptions are the sampling options, as the flags set them, with
+// grammar (the text of --grammar or --grammar-file, see grammarText) when
+// it is not empty.
+func (o *runOptions) samplerOptions(grammar string) []llama.SamplerOption {
+	sampling := []llama.SamplerOption{
+		llama.WithSeed(o.seed),
+		llama.WithTemperature(o.Temp),
+		llama.WithTopK(o.TopK),
+		llama.WithTopP(o.TopP),
+		llama.WithMinP(o.MinP),
+		llama.WithTypicalP(o.Typical),
+		llama.WithPenalties(o.RepeatLastN, o.RepeatPenalty, o.FrequencyPenalty, o.PresencePenalty),
+		llama.WithMirostat(o.Mirostat, o.MirostatEnt, o.MirostatLR),
+	}
+	if o.Temp == 0 {
+		sampling = append(sampling, llama.WithGreedy())
+	}
+	if grammar != "" {
+		sampling = append(sampling, llama.WithGrammar(grammar, ""))
+	}
+	return sampling
+}
+
+// grammarText is the grammar of --grammar, the contents of
+// --grammar-file, or the grammar llama.cpp's converter makes of the JSON
+// Schema of --json-schema or --json-schema-file (validate allows one of
+// them at most).
+func (o *runOptions) grammarText() (string, error) {
+	switch {
+	case o.GrammarFile != "":
+		b, err := os.ReadFile(o.GrammarFile)
+		if err != nil {
+			return "", err
+		}
+		return string(b), nil
+	case o.JSONSchema != "" || o.JSONSchemaFile != "":
+		schema, flag := o.JSONSchema, "--json-schema"
+		if o.JSONSchemaFile != "" {
+			b, err := os.ReadFile(o.JSONSchemaFile)
+			if err != nil {
+				return "", err
+			}
+			schema, flag = string(b), "--json-schema-file"
+		}
+		g, err := llama.JSONSchemaGrammar(schema)
+		if err != nil {
+			return "", fmt.Errorf("%s: %w", flag, unprefixed{err})
+		}
+		return g, nil
+	}
+	return o.Grammar, nil
+}
+
+// unprefixed is an error of the llama package without its "llama: "
+// prefix, for an error line that names the flag first.
+type unprefixed struct{ error }
+
+func (e unprefixed) Error() string { return strings.TrimPrefix(e.error.Error(), "llama: ") }
+func (e unprefixed) Unwrap() error { return e.error }
