@@ -820,3 +820,31 @@ func TestEncoderBatchLimits(t *testing.T) {
 		t.Errorf("Decode of 16 tokens: %v", err)
 	}
 }
+
+// A partial copy between the per-sequence KV streams of a split cache is
+// refused rather than reaching llama.cpp's assertion.
+func TestCopySequenceSplitCache(t *testing.T) {
+	m := loadModel(t, "stories260K.gguf")
+	c := newContext(t, m, llama.WithSequences(2))
+	b, _ := llama.NewBatch(8, 1)
+	defer b.Close()
+	for i := range 8 {
+		b.Add(llama.TokenID(10+i), i, i == 7, 0)
+	}
+	if err := c.Decode(context.Background(), b); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.CopySequence(0, 1, 2, 6); !errors.Is(err, llama.ErrInvalidArgument) {
+		t.Errorf("partial copy: %v, want ErrInvalidArgument", err)
+	}
+	if err := c.CopySequence(0, 1, -1, -1); err != nil {
+		t.Errorf("whole copy: %v", err)
+	}
+	u := newContext(t, m, llama.WithSequences(2), llama.WithUnifiedKV(true))
+	if err := u.Decode(context.Background(), b); err != nil {
+		t.Fatal(err)
+	}
+	if err := u.CopySequence(0, 1, 2, 6); err != nil {
+		t.Errorf("partial copy in a unified cache: %v", err)
+	}
+}

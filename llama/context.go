@@ -33,6 +33,7 @@ type Context struct {
 
 	nCtx, nBatch, nUbatch, nSeqMax int
 	embeddings                     bool
+	unifiedKV                      bool // one KV stream for all sequences
 	pooling                        Pooling
 
 	outputs []bool    // logits flags of the last decoded batch
@@ -346,6 +347,7 @@ func (m *Model) NewContext(opts ...ContextOption) (*Context, error) {
 		nUbatch:    int(C.llama_n_ubatch(cc)),
 		nSeqMax:    int(C.llama_n_seq_max(cc)),
 		embeddings: bool(p.embeddings),
+		unifiedKV:  bool(p.kv_unified),
 		pooling:    Pooling(C.llama_pooling_type(cc)),
 	}
 	c.hist = make([]history, c.nSeqMax)
@@ -709,7 +711,9 @@ func (c *Context) RemoveTokens(seq, p0, p1 int) (bool, error) {
 	return ok, nil
 }
 
-// CopySequence makes dst share src's cache entries for positions [p0, p1).
+// CopySequence makes dst share src's cache entries for positions [p0, p1)
+// (-1: open-ended). Without WithUnifiedKV only whole sequences can be
+// copied.
 func (c *Context) CopySequence(src, dst, p0, p1 int) error {
 	if err := c.lock(); err != nil {
 		return err
@@ -723,6 +727,11 @@ func (c *Context) CopySequence(src, dst, p0, p1 int) error {
 	}
 	if err := checkRange(p0, p1); err != nil {
 		return err
+	}
+	// Each sequence has a KV stream of its own unless the cache is unified;
+	// llama.cpp can copy only whole streams, and asserts otherwise.
+	if !c.unifiedKV && src != dst && (p0 > 0 || p1 > 0) {
+		return invalidArg("a partial copy [%d, %d) needs a unified KV cache (WithUnifiedKV); copy the whole sequence with -1, -1", p0, p1)
 	}
 	C.llama_memory_seq_cp(c.mem, C.llama_seq_id(src), C.llama_seq_id(dst), C.llama_pos(p0), C.llama_pos(p1))
 	c.hist[dst].valid = false
