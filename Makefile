@@ -71,3 +71,104 @@ BENCH_FLAGS ?=
 .PHONY: bench
 bench: build
 	$(CGOENV) $(GO) run ./scripts/benchdata -bin bin/llamago -dir $(BENCH_DIR) -models $(MODELS) -doc docs/benchmarks.md $(BENCH_FLAGS)
+
+# GPU backends and an installed llama.cpp; see docs/gpu.md.
+#
+#   make cuda          builds ggml's CUDA backend (nvcc and CMake needed;
+#                      CUDA_ARCHS=86 etc. to build for other GPUs than this
+#                      machine's) into lib/llamago, where bin/llamago loads
+#                      it from at start-up (check with bin/llamago devices)
+#   make system-llama  builds llama.cpp as shared libraries with llama.pc
+#                      from the pinned module into $(SYSTEM_LLAMA)
+#   make test-system   runs the llama and cmd/llamago tests against them,
+#                      built with -tags llama_system
+SYSTEM_LLAMA ?= $(HOME)/.cache/llamago/system-llama
+SYSTEM_ENV   := eval "$$(sh scripts/cgo-env-system.sh)" && \
+	export PKG_CONFIG_PATH="$(SYSTEM_LLAMA)/lib/pkgconfig" LD_LIBRARY_PATH="$(SYSTEM_LLAMA)/lib" &&
+
+.PHONY: cuda system-llama test-system build-system
+cuda:
+	sh scripts/build-cuda.sh -o lib/llamago
+
+system-llama:
+	sh scripts/build-system-llama.sh $(SYSTEM_LLAMA)
+
+$(SYSTEM_LLAMA)/lib/pkgconfig/llama.pc:
+	sh scripts/build-system-llama.sh $(SYSTEM_LLAMA)
+
+build-system: deps $(SYSTEM_LLAMA)/lib/pkgconfig/llama.pc
+	$(SYSTEM_ENV) $(GO) build -tags llama_system -trimpath -o bin/llamago-system ./cmd/llamago
+
+test-system: deps $(SYSTEM_LLAMA)/lib/pkgconfig/llama.pc
+	$(SYSTEM_ENV) $(GO) vet -tags llama_system ./llama/ ./cmd/llamago/
+	$(SYSTEM_ENV) $(GO) test -tags llama_system -count=1 -timeout 30m ./llama/ ./cmd/llamago/
+
+# Portable builds; see docs/portable.md.
+#
+#   make portable        $(PORTABLE_DIR)/llamago with generic x86-64 code
+#                        (PORTABLE=1) and, beside it, ggml's CPU backend built
+#                        for each x86-64 microarchitecture (libggml-cpu-haswell.so,
+#                        ...; CPU_VARIANTS="haswell zen4" for fewer): at start-up
+#                        the executable loads the best one for the CPU it runs on
+#   make portable-check  measures native bin/llamago against the portable one,
+#                        without and with the libraries, on PORTABLE_MODELS
+PORTABLE_DIR    ?= bin/portable
+CPU_VARIANTS    ?= all
+PORTABLE_MODELS ?= $(MODELS)/stories260K.gguf
+PORTABLE_ROUNDS ?= 3
+PORTABLE_BENCH  ?= -p 128 -n 32 -r 3 -t 1
+
+.PHONY: portable cpu-variants portable-check
+portable: cpu-variants
+	eval "$$(PORTABLE=1 sh scripts/cgo-env.sh)" && $(GO) build -trimpath -o $(PORTABLE_DIR)/llamago ./cmd/llamago
+
+cpu-variants:
+	@if [ "$$(uname -s)/$$(uname -m)" = Linux/x86_64 ]; then \
+		sh scripts/cpu-variants.sh -o $(PORTABLE_DIR) $(CPU_VARIANTS); \
+	else \
+		echo "no CPU variant libraries for $$(uname -s)/$$(uname -m): $(PORTABLE_DIR)/llamago uses its generic code"; \
+	fi
+
+portable-check: build portable
+	$(GO) run ./scripts/portablecheck -native bin/llamago -portable $(PORTABLE_DIR)/llamago \
+		-m $(PORTABLE_MODELS) -rounds $(PORTABLE_ROUNDS) -bench "$(PORTABLE_BENCH)"
+
+# Windows, cross-compiled with Debian's MinGW-w64 and tested under Wine; see
+# docs/windows.md. Nothing is installed: a missing tool stops the target with
+# the Debian packages to install.
+#
+#   make windows       bin/llamago.exe, statically linked (no DLLs to ship),
+#                      for x86-64-v3 (AVX2) CPUs; WINDOWS_MARCH=x86-64-v2 or
+#                      PORTABLE=1 (any x86-64) for older ones
+#   make windows-test  the llama package's tests (WINDOWS_TESTS) and
+#                      `llamago.exe run` under Wine, the greedy text compared
+#                      with bin/llamago's
+WINDOWS_MARCH ?= x86-64-v3
+WINDOWS_TESTS ?= TestGreedy|Tokenizer
+WINE          ?= $(shell command -v wine64 || command -v wine || ls /usr/lib/wine/wine64 2>/dev/null)
+WINCGOENV     := eval "$$(TARGET=windows MARCH=$(WINDOWS_MARCH) sh scripts/cgo-env.sh)" &&
+
+.PHONY: windows windows-test windows-tools wine-tools
+windows: windows-tools
+	$(WINCGOENV) $(GO) build -trimpath -o bin/llamago.exe ./cmd/llamago
+
+windows-tools:
+	@missing=; \
+	command -v x86_64-w64-mingw32-gcc-posix >/dev/null 2>&1 || missing="$$missing gcc-mingw-w64-x86-64-posix"; \
+	command -v x86_64-w64-mingw32-g++-posix >/dev/null 2>&1 || missing="$$missing g++-mingw-w64-x86-64-posix"; \
+	if [ -n "$$missing" ]; then \
+		echo "make windows cross-compiles with MinGW-w64 (POSIX threads); install the Debian packages:" >&2; \
+		echo "  apt-get install$$missing" >&2; \
+		exit 1; \
+	fi
+
+wine-tools:
+	@if [ -z "$(WINE)" ]; then \
+		echo "make windows-test runs the Windows binaries under Wine; install the Debian package:" >&2; \
+		echo "  apt-get install wine64" >&2; \
+		exit 1; \
+	fi
+
+windows-test: windows wine-tools build
+	WINE="$(WINE)" WINDOWS_TESTS="$(WINDOWS_TESTS)" MODELS="$(MODELS)" \
+		WINDOWS_MARCH="$(WINDOWS_MARCH)" sh scripts/windows-test.sh

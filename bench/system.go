@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 )
 
@@ -97,7 +96,8 @@ func sum(s []uint64) uint64 {
 
 // PeakRSS is the process's peak resident set size in bytes since it
 // started or since the last ResetPeakRSS: VmHWM on Linux, getrusage's
-// maxrss elsewhere. 0 where neither is available.
+// maxrss on other Unix systems, the peak working set on Windows. 0 where
+// none is available.
 func PeakRSS() uint64 {
 	if b, err := os.ReadFile("/proc/self/status"); err == nil {
 		s := bufio.NewScanner(bytes.NewReader(b))
@@ -112,15 +112,7 @@ func PeakRSS() uint64 {
 			}
 		}
 	}
-	var ru syscall.Rusage
-	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
-		return 0
-	}
-	n := uint64(ru.Maxrss)
-	if runtime.GOOS != "darwin" { // kilobytes, but bytes on macOS
-		n <<= 10
-	}
-	return n
+	return maxRSS()
 }
 
 // ResetPeakRSS resets the peak resident set size to the current one

@@ -16,11 +16,17 @@ import (
 )
 
 // initBackend is the package's one-time initialisation: llama.cpp's log
-// goes to SetLogger's logger, and the backends are initialised. Every entry
-// point that reaches llama.cpp calls it first.
+// goes to SetLogger's logger, the GPU backend libraries of
+// BackendSearchPath are loaded (BackendLoads), the backends are
+// initialised, and a portable build may swap its CPU backend for a faster
+// library (CPUVariant). Every entry point that reaches llama.cpp calls it
+// first.
 var initBackend = sync.OnceFunc(func() {
 	C.llama_log_set(C.ggml_log_callback(C.llamago_log), nil)
+	loadBackends()
 	C.llama_backend_init()
+	loadCPUVariant()
+	logBuildInfo()
 })
 
 // SystemInfo returns llama.cpp's description of the CPU features and
@@ -55,13 +61,27 @@ func (t DeviceType) String() string {
 	return "unknown"
 }
 
+// MarshalText encodes the type as String does ("GPU"), for JSON.
+func (t DeviceType) MarshalText() ([]byte, error) { return []byte(t.String()), nil }
+
+// UnmarshalText decodes what MarshalText encodes.
+func (t *DeviceType) UnmarshalText(b []byte) error {
+	for _, c := range []DeviceType{DeviceCPU, DeviceGPU, DeviceIntegratedGPU, DeviceAccelerator} {
+		if c.String() == string(b) {
+			*t = c
+			return nil
+		}
+	}
+	return invalidArg("device type %q", b)
+}
+
 // Device is a ggml backend device: the CPU or an accelerator.
 type Device struct {
-	Name        string
-	Description string
-	Type        DeviceType
-	FreeMemory  uint64 // bytes
-	TotalMemory uint64 // bytes
+	Name        string     `json:"name"`
+	Description string     `json:"description"`
+	Type        DeviceType `json:"type"`
+	FreeMemory  uint64     `json:"free_memory"`  // bytes
+	TotalMemory uint64     `json:"total_memory"` // bytes
 }
 
 // Devices lists the ggml backend devices in the order ggml registered them.
@@ -119,9 +139,13 @@ var defaultThreads = sync.OnceValue(func() int {
 	return max(n, 1)
 })
 
-// physicalCores counts distinct (package, core) pairs in /proc/cpuinfo; 0
-// where that is not available.
+// physicalCores counts distinct (package, core) pairs in /proc/cpuinfo, or
+// asks the system where it can (systemPhysicalCores: Windows); 0 where
+// neither is available.
 func physicalCores() int {
+	if n := systemPhysicalCores(); n > 0 {
+		return n
+	}
 	f, err := os.Open("/proc/cpuinfo")
 	if err != nil {
 		return 0

@@ -1,9 +1,12 @@
+//go:build !llama_system
+
 package llama
 
 // Build flags for the binding. The include paths for llama.h and ggml.h live
 // in the pinned github.com/ollama/ollama module, whose directory only the go
 // command knows; the Makefile (or scripts/cgo-env.sh) passes them through
-// CGO_CPPFLAGS.
+// CGO_CPPFLAGS. With the build tag llama_system, cgo_system.go links an
+// installed llama.cpp instead, and none of this file is compiled.
 
 /*
 #cgo CXXFLAGS: -std=c++17

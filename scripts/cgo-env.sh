@@ -5,9 +5,17 @@
 #     module (llama.h, ggml.h, and the ggml sources the AMX kernels need);
 #   - CPU weight repacking (-DGGML_USE_CPU_REPACK), which the module's own
 #     cgo packages leave out;
-#   - -O3 -march=native (PORTABLE=1 drops -march=native);
+#   - -O3 -march=native (PORTABLE=1 drops -march=native; MARCH=x86-64-v3,
+#     for example, builds for a microarchitecture level instead);
 #   - OpenMP for ggml's CPU threads, as upstream builds it, when the C
 #     compiler supports -fopenmp (LLAMAGO_OPENMP=0 turns it off).
+#
+# TARGET=windows prints the environment of a cross-compilation for
+# Windows x86-64 with Debian's MinGW-w64 (packages gcc-mingw-w64-x86-64-posix
+# and g++-mingw-w64-x86-64-posix): GOOS, GOARCH, CC and CXX too, -march=x86-64-v3
+# (AVX2; MARCH=... picks another level, PORTABLE=1 none) instead of native,
+# and OpenMP linked statically, so that llamago.exe needs no MinGW DLLs.
+# See docs/windows.md.
 #
 # Use it from any module that imports the package:
 #
@@ -22,20 +30,48 @@ fi
 ggml="$dir/ml/backend/ggml/ggml"
 cppflags="-I$dir/llama/llama.cpp/include -I$dir/llama/llama.cpp -I$ggml/include -I$ggml/src -I$ggml/src/ggml-cpu -DGGML_USE_CPU_REPACK"
 opt="-O3"
-if [ "${PORTABLE:-0}" != 1 ]; then
-	opt="$opt -march=native"
-fi
 ldflags=""
-if [ "${LLAMAGO_OPENMP:-1}" != 0 ]; then
-	cc=$(go env CC)
-	probe=$(mktemp -d)
-	printf '#include <omp.h>\nint main(void){return omp_get_max_threads() > 0 ? 0 : 1;}\n' >"$probe/omp.c"
-	if $cc -fopenmp "$probe/omp.c" -o "$probe/omp" >/dev/null 2>&1; then
-		cppflags="$cppflags -DGGML_USE_OPENMP"
-		opt="$opt -fopenmp"
-		ldflags="-fopenmp"
+if [ "${TARGET:-}" = windows ]; then
+	cc=${CC_WINDOWS:-x86_64-w64-mingw32-gcc-posix}
+	cxx=${CXX_WINDOWS:-x86_64-w64-mingw32-g++-posix}
+	for tool in "$cc" "$cxx"; do
+		if ! command -v "$tool" >/dev/null 2>&1; then
+			echo "cgo-env.sh: $tool not found; on Debian: apt-get install gcc-mingw-w64-x86-64-posix g++-mingw-w64-x86-64-posix" >&2
+			exit 1
+		fi
+	done
+	if [ "${PORTABLE:-0}" != 1 ]; then
+		opt="$opt -march=${MARCH:-x86-64-v3}"
 	fi
-	rm -rf "$probe"
+	if [ "${LLAMAGO_OPENMP:-1}" != 0 ]; then
+		probe=$(mktemp -d)
+		printf '#include <omp.h>\nint main(void){return omp_get_max_threads() > 0 ? 0 : 1;}\n' >"$probe/omp.c"
+		if $cc -fopenmp -static "$probe/omp.c" -o "$probe/omp.exe" >/dev/null 2>&1; then
+			cppflags="$cppflags -DGGML_USE_OPENMP"
+			opt="$opt -fopenmp"
+			ldflags="-fopenmp -static"
+		fi
+		rm -rf "$probe"
+	fi
+	echo "export GOOS=windows"
+	echo "export GOARCH=amd64"
+	echo "export CC=\"$cc\""
+	echo "export CXX=\"$cxx\""
+else
+	if [ "${PORTABLE:-0}" != 1 ]; then
+		opt="$opt -march=${MARCH:-native}"
+	fi
+	if [ "${LLAMAGO_OPENMP:-1}" != 0 ]; then
+		cc=$(go env CC)
+		probe=$(mktemp -d)
+		printf '#include <omp.h>\nint main(void){return omp_get_max_threads() > 0 ? 0 : 1;}\n' >"$probe/omp.c"
+		if $cc -fopenmp "$probe/omp.c" -o "$probe/omp" >/dev/null 2>&1; then
+			cppflags="$cppflags -DGGML_USE_OPENMP"
+			opt="$opt -fopenmp"
+			ldflags="-fopenmp"
+		fi
+		rm -rf "$probe"
+	fi
 fi
 echo "export CGO_ENABLED=1"
 echo "export CGO_CPPFLAGS=\"$cppflags\""

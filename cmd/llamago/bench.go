@@ -35,6 +35,9 @@ type benchOptions struct {
 	Batch      []string
 	UBatch     []string
 	GPULayers  []string
+	SplitMode  []string // none, layer, row
+	MainGPU    []string
+	TSplit     []string // tensor splits, proportions separated by "/"
 	FlashAttn  []string
 	CacheTypeK []string
 	CacheTypeV []string
@@ -53,6 +56,7 @@ type benchOptions struct {
 	threads        []int
 	batch, ubatch  []int
 	ngl            []int
+	splits         []benchSplit // every combination of SplitMode, MainGPU and TSplit
 	fa             []llama.FlashAttention
 	typeK, typeV   []llama.CacheType
 	mmap           []bool
@@ -128,6 +132,9 @@ func newBenchCmd(streams *iostreams, runF func(*benchOptions) error) *cobra.Comm
 	list(&opts.Batch, "batch-size", "b", "list", "logical batch sizes (default 2048)")
 	list(&opts.UBatch, "ubatch-size", "", "list", "physical batch sizes (short -ub; default 512)")
 	list(&opts.GPULayers, "n-gpu-layers", "", "list", "layers to offload to GPUs, -1 for all (short -ngl; default 99)")
+	list(&opts.SplitMode, "split-mode", "", "list", "how to split the model across GPUs: none, layer or row (short -sm; default layer)")
+	list(&opts.MainGPU, "main-gpu", "", "list", "the GPU of --split-mode none (short -mg; default 0)")
+	list(&opts.TSplit, "tensor-split", "", "list", "proportions of the model per GPU separated by /, e.g. 3/1 (short -ts; default: by free memory)")
 	list(&opts.FlashAttn, "flash-attn", "", "list", "flash attention: on, off, auto, or 1, 0, -1 (short -fa; default auto)")
 	list(&opts.CacheTypeK, "cache-type-k", "", "list", "K cache types: "+cacheTypeNames+" (short -ctk; default f16)")
 	list(&opts.CacheTypeV, "cache-type-v", "", "list", "V cache types, as --cache-type-k (short -ctv; default f16)")
@@ -183,6 +190,9 @@ func (o *benchOptions) validate() error {
 		return err
 	}
 	if o.ngl, err = ints("--n-gpu-layers", o.GPULayers, benchDefaultNGL, -1); err != nil {
+		return err
+	}
+	if o.splits, err = benchSplits(o.SplitMode, o.MainGPU, o.TSplit); err != nil {
 		return err
 	}
 	o.fa = nil
@@ -303,6 +313,7 @@ func (o *benchOptions) tests() []benchTest {
 type benchInstance struct {
 	model           string
 	ngl             int
+	split           benchSplit
 	mmap            bool
 	nBatch, nUBatch int
 	typeK, typeV    llama.CacheType
@@ -313,12 +324,15 @@ type benchInstance struct {
 
 // modelKey is what needs the model reloaded when it changes.
 type modelKey struct {
-	path string
-	ngl  int
-	mmap bool
+	path  string
+	ngl   int
+	split string
+	mmap  bool
 }
 
-func (in benchInstance) modelKey() modelKey { return modelKey{in.model, in.ngl, in.mmap} }
+func (in benchInstance) modelKey() modelKey {
+	return modelKey{in.model, in.ngl, in.split.key(), in.mmap}
+}
 
 // instances lists every combination, nested as llama-bench nests them:
 // the model parameters outermost, so a model is loaded once for all its
@@ -328,18 +342,20 @@ func (o *benchOptions) instances() []benchInstance {
 	tests := o.tests()
 	for _, m := range o.models {
 		for _, ngl := range o.ngl {
-			for _, mmap := range o.mmap {
-				for _, nb := range o.batch {
-					for _, nub := range o.ubatch {
-						for _, tk := range o.typeK {
-							for _, tv := range o.typeV {
-								for _, fa := range o.fa {
-									for _, nt := range o.threads {
-										for _, t := range tests {
-											out = append(out, benchInstance{
-												model: m, ngl: ngl, mmap: mmap, nBatch: nb, nUBatch: nub,
-												typeK: tk, typeV: tv, fa: fa, threads: nt, benchTest: t,
-											})
+			for _, split := range o.splits {
+				for _, mmap := range o.mmap {
+					for _, nb := range o.batch {
+						for _, nub := range o.ubatch {
+							for _, tk := range o.typeK {
+								for _, tv := range o.typeV {
+									for _, fa := range o.fa {
+										for _, nt := range o.threads {
+											for _, t := range tests {
+												out = append(out, benchInstance{
+													model: m, ngl: ngl, split: split, mmap: mmap, nBatch: nb, nUBatch: nub,
+													typeK: tk, typeV: tv, fa: fa, threads: nt, benchTest: t,
+												})
+											}
 										}
 									}
 								}
@@ -602,7 +618,7 @@ func runBench(ctx context.Context, opts *benchOptions) (err error) {
 			progress.Update("%s: loading", label)
 			bench.ResetPeakRSS()
 			t0 := time.Now()
-			m, err := loadModel(ctx, in.model, llama.WithGPULayers(in.ngl), llama.WithMmap(in.mmap))
+			m, err := loadModel(ctx, in.model, append(in.split.modelOptions(), llama.WithGPULayers(in.ngl), llama.WithMmap(in.mmap))...)
 			if err != nil {
 				return err
 			}
@@ -612,8 +628,8 @@ func runBench(ctx context.Context, opts *benchOptions) (err error) {
 			BuildCommit: llamaCppCommit, CPUInfo: env.cpuInfo, GPUInfo: env.gpuInfo, Backends: env.backends,
 			ModelFilename: in.model, ModelType: model.Description(), ModelSize: model.Size(), ModelNParams: model.ParameterCount(),
 			NBatch: in.nBatch, NUBatch: in.nUBatch, NThreads: in.threads, CPUMask: "0x0", Poll: 50,
-			TypeK: in.typeK.String(), TypeV: in.typeV.String(), NGPULayers: in.ngl, SplitMode: "layer",
-			FlashAttn: int(in.fa), TensorSplit: "0.00", TensorBuftOverrides: "none", UseMmap: in.mmap,
+			TypeK: in.typeK.String(), TypeV: in.typeV.String(), NGPULayers: in.ngl, SplitMode: in.split.modeName(), MainGPU: in.split.mainGPU,
+			FlashAttn: int(in.fa), TensorSplit: in.split.tensorSplitString(), TensorBuftOverrides: "none", UseMmap: in.mmap,
 			NPrompt: in.nPrompt, NGen: in.nGen, E2E: in.e2e,
 			TestTime: time.Now().UTC().Format(time.RFC3339),
 		}

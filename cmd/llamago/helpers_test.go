@@ -105,6 +105,9 @@ func buildLlamago(t *testing.T) string {
 	if raceEnabled {
 		args = append(args, "-race")
 	}
+	if llamaSystem {
+		args = append(args, "-tags", "llama_system")
+	}
 	// The environment, the cgo flags of scripts/cgo-env.sh included, is
 	// the test's own, so the build reuses the cached llama.cpp.
 	build := exec.Command("go", append(args, ".")...)

@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/llamago/llamago/gguf"
+	"github.com/llamago/llamago/llama"
 	"github.com/llamago/llamago/models"
 )
 
@@ -30,6 +31,7 @@ type infoOptions struct {
 	CacheTypeV string
 	JSON       bool
 	Template   bool
+	Fit        fitFlags // --fit and the offloading flags it plans with
 }
 
 func newInfoCmd(streams *iostreams, runF func(*infoOptions) error) *cobra.Command {
@@ -42,11 +44,16 @@ func newInfoCmd(streams *iostreams, runF func(*infoOptions) error) *cobra.Comman
 			"layer sizes, vocabulary, special tokens, chat template and the types of its\n" +
 			"tensors, with an estimate of the memory its weights and KV cache need for a\n" +
 			"context of --ctx-size tokens (compute buffers not included).\n\n" +
+			"--fit plans, without loading, where llama.cpp would put the layers on the\n" +
+			"devices of this machine (see llamago devices) with the offloading flags\n" +
+			"given, and the memory each device would need: weights, KV cache and an\n" +
+			"estimate of the compute buffers; and the most layers that fit on the GPUs.\n\n" +
 			"MODEL is a path or any reference that -m accepts; info does not download.",
 		Example: `  llamago info stories260K.gguf
   llamago info model.gguf -c 8192 -ctk q8_0 -ctv q8_0
   llamago info model.gguf --template
-  llamago info model.gguf --json`,
+  llamago info model.gguf --json
+  llamago info model.gguf --fit -c 8192 -ngl 20`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) != 1 {
 				return usageErrorf("want one model, got %d arguments", len(args))
@@ -71,6 +78,7 @@ func newInfoCmd(streams *iostreams, runF func(*infoOptions) error) *cobra.Comman
 	f.StringVar(&opts.CacheTypeV, "cache-type-v", "f16", "KV cache type for V in the estimate, as --cache-type-k (short -ctv)")
 	f.BoolVar(&opts.Template, "template", false, "print the whole chat template")
 	f.BoolVar(&opts.JSON, "json", false, "print one JSON object")
+	addFitFlags(f, &opts.Fit)
 	return cmd
 }
 
@@ -84,6 +92,9 @@ func (o *infoOptions) validate() error {
 	if _, err := parseCacheType("--cache-type-v", o.CacheTypeV); err != nil {
 		return err
 	}
+	if o.Fit.Fit {
+		return o.Fit.validate()
+	}
 	return nil
 }
 
@@ -92,6 +103,7 @@ func (o *infoOptions) validate() error {
 type infoJSON struct {
 	models.Info
 	Memory models.MemoryEstimate `json:"memory"`
+	Fit    *llama.FitPlan        `json:"fit,omitempty"`
 }
 
 func runInfo(ctx context.Context, opts *infoOptions) error {
@@ -108,13 +120,29 @@ func runInfo(ctx context.Context, opts *infoOptions) error {
 	if err != nil {
 		return err
 	}
+	var plan *llama.FitPlan
+	if opts.Fit.Fit {
+		typeK, _ := llama.ParseCacheType(opts.CacheTypeK)
+		typeV, _ := llama.ParseCacheType(opts.CacheTypeV)
+		if plan, err = opts.Fit.plan(f, nil, opts.CtxSize, typeK, typeV); err != nil {
+			return err
+		}
+	}
 	if opts.JSON {
 		enc := json.NewEncoder(opts.IO.Out)
 		enc.SetEscapeHTML(false)
 		enc.SetIndent("", "  ")
-		return enc.Encode(infoJSON{Info: in, Memory: est})
+		return enc.Encode(infoJSON{Info: in, Memory: est, Fit: plan})
 	}
-	return printInfo(opts.IO.Out, f, in, est, opts.Template)
+	if err := printInfo(opts.IO.Out, f, in, est, opts.Template); err != nil {
+		return err
+	}
+	if plan != nil {
+		var b strings.Builder
+		printFit(&b, plan)
+		_, err = io.WriteString(opts.IO.Out, b.String())
+	}
+	return err
 }
 
 // openGGUF reads the metadata of the GGUF file at path. For the first part

@@ -43,6 +43,9 @@ func TestInfoFlags(t *testing.T) {
 				t.Fatal(err)
 			}
 			got.IO = nil
+			if reflect.ValueOf(tt.want.Fit).IsZero() {
+				tt.want.Fit = defaultFitFlags()
+			}
 			if !reflect.DeepEqual(*got, tt.want) {
 				t.Errorf("options\n%+v, want\n%+v", *got, tt.want)
 			}

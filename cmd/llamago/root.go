@@ -7,8 +7,6 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
-	"os"
-	"os/signal"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -47,13 +45,10 @@ func usageErrorf(format string, args ...any) error {
 // mainRun runs the program with the arguments after the program name and
 // returns its exit code. Ctrl-C (SIGINT) cancels the command's context, so
 // a load or a generation stops cleanly; a second Ctrl-C kills the process.
+// A command may take Ctrl-C over (see catchInterrupt).
 func mainRun(args []string, streams *iostreams) int {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	ctx, stop := notifyInterrupt(context.Background())
 	defer stop()
-	go func() {
-		<-ctx.Done()
-		stop() // restore the default action for the next SIGINT
-	}()
 	return execute(ctx, args, streams)
 }
 
@@ -102,7 +97,7 @@ func errorLine(err error) string {
 }
 
 func newRootCmd(streams *iostreams) *cobra.Command {
-	var verbose bool
+	var verbose, offline bool
 	cmd := &cobra.Command{
 		Use:   "llamago",
 		Short: "Run GGUF language models with llama.cpp",
@@ -127,10 +122,12 @@ func newRootCmd(streams *iostreams) *cobra.Command {
 			} else {
 				llama.SetLogger(nil)
 			}
+			cmd.SetContext(withModelEnv(cmd.Context(), newModelEnv(streams.ErrOut, offline)))
 			return nil
 		},
 	}
 	cmd.PersistentFlags().BoolVarP(&verbose, "verbose", "v", false, "print llama.cpp's log on stderr")
+	cmd.PersistentFlags().BoolVar(&offline, "offline", false, "never download: use only models already present")
 	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
 	cmd.CompletionOptions.DisableDefaultCmd = true
 	cmd.SetIn(streams.In)
@@ -139,8 +136,19 @@ func newRootCmd(streams *iostreams) *cobra.Command {
 
 	cmd.AddCommand(
 		newRunCmd(streams, nil),
+		newChatCmd(streams, nil),
 		newTokenizeCmd(streams, nil),
 		newVersionCmd(streams, nil),
+		newBenchCmd(streams, nil),
+		newInfoCmd(streams, nil),
+		newSynthCmd(streams, nil),
+		newQuantizeCmd(streams, nil),
+		newPullCmd(streams, nil),
+		newListCmd(streams, nil),
+		newRemoveCmd(streams, nil),
+		newServeCmd(streams, nil),
+		newEmbedCmd(streams, nil),
+		newDevicesCmd(streams, nil),
 	)
 	return cmd
 }
@@ -164,6 +172,11 @@ var multiLetterShort = map[string]string{
 	"-fa":  "--flash-attn",
 	"-ctk": "--cache-type-k",
 	"-ctv": "--cache-type-v",
+	"-pg":  "--prompt-gen", // bench
+	"-mmp": "--mmap",       // bench
+	"-sm":  "--split-mode",
+	"-mg":  "--main-gpu",
+	"-ts":  "--tensor-split",
 }
 
 // normalizeArgs rewrites each argument that is exactly one of llama.cpp's
@@ -222,8 +235,14 @@ func valueFlags(cmd *cobra.Command) map[string]bool {
 	return m
 }
 
-// loadModel loads a model, turning a missing file into a short message.
-func loadModel(ctx context.Context, path string, opts ...llama.ModelOption) (*llama.Model, error) {
+// loadModel loads the model that ref names: a path, or any reference of
+// the model store (see resolveModel), pulled first if it can be and
+// --offline is not set. A missing model gives a one-line message.
+func loadModel(ctx context.Context, ref string, opts ...llama.ModelOption) (*llama.Model, error) {
+	path, err := resolveModel(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
 	m, err := llama.Load(ctx, path, opts...)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {

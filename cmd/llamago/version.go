@@ -15,9 +15,10 @@ import (
 //	go build -ldflags "-X main.version=v1.2.3" ./cmd/llamago
 var version = "dev"
 
-// llamaCppCommit is the llama.cpp commit compiled in: the one vendored in
-// github.com/ollama/ollama v0.17.4 (its llama/build-info.cpp).
-const llamaCppCommit = "ec98e2002"
+// llamaCppCommit is the commit of the llama.cpp in use: the one vendored in
+// github.com/ollama/ollama v0.17.4 (its llama/build-info.cpp), or that of
+// the installed library of a build with -tags llama_system.
+var llamaCppCommit = llama.BuildInfo().Commit
 
 // versionOptions are the streams of "llamago version".
 type versionOptions struct {
@@ -41,7 +42,7 @@ func newVersionCmd(streams *iostreams, runF func(*versionOptions) error) *cobra.
 
 func runVersion(_ context.Context, opts *versionOptions) error {
 	_, err := fmt.Fprintf(opts.IO.Out,
-		"llamago %s\ngo: %s %s/%s\nllama.cpp: %s (vendored in github.com/ollama/ollama v0.17.4)\nsystem: %s\n",
-		version, runtime.Version(), runtime.GOOS, runtime.GOARCH, llamaCppCommit, llama.SystemInfo())
+		"llamago %s\ngo: %s %s/%s\nllama.cpp: %s\nsystem: %s\n",
+		version, runtime.Version(), runtime.GOOS, runtime.GOARCH, llama.BuildInfo(), llama.SystemInfo())
 	return err
 }

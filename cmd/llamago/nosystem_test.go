@@ -1,0 +1,5 @@
+//go:build !llama_system
+
+package main
+
+const llamaSystem = false
