@@ -2,7 +2,7 @@ package chat
 
 import (
 	"context"
-	"os"
+	"github.com/llamago/llamago/internal/testmodels"
 	"path/filepath"
 	"testing"
 
@@ -14,14 +14,7 @@ import (
 // directory fails the test rather than skipping it.
 func modelsDir(t testing.TB) string {
 	t.Helper()
-	dir := os.Getenv("LLAMAGO_TEST_MODELS")
-	if dir == "" {
-		dir = filepath.Join("..", "..", "shared", "models")
-	}
-	if _, err := os.Stat(filepath.Join(dir, "stories260K.gguf")); err != nil {
-		t.Fatalf("test models not found (set LLAMAGO_TEST_MODELS): %v", err)
-	}
-	return dir
+	return testmodels.Dir(t)
 }
 
 func modelPath(t testing.TB, name string) string {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"github.com/llamago/llamago/internal/testmodels"
 	"io"
 	"math"
 	"math/rand/v2"
@@ -19,14 +20,7 @@ import (
 // in CI, so a missing directory is a failure, not a reason to skip.
 func modelsDir(t testing.TB) string {
 	t.Helper()
-	dir := os.Getenv("LLAMAGO_TEST_MODELS")
-	if dir == "" {
-		dir = filepath.Join("..", "..", "shared", "models")
-	}
-	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
-		t.Fatalf("test models directory %s not found (set LLAMAGO_TEST_MODELS to the directory holding stories260K.gguf): %v", dir, err)
-	}
-	return dir
+	return testmodels.Dir(t)
 }
 
 // readModel returns the contents of a file in the models directory.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/llamago/llamago/internal/testmodels"
 	"io/fs"
 	"net/http"
 	"net/http/httptest"
@@ -39,14 +40,7 @@ func TestMain(m *testing.M) {
 // $LLAMAGO_TEST_MODELS, or ../../shared/models from this package.
 func testModelsDir(t testing.TB) string {
 	t.Helper()
-	dir := os.Getenv("LLAMAGO_TEST_MODELS")
-	if dir == "" {
-		dir = filepath.Join("..", "..", "shared", "models")
-	}
-	if _, err := os.Stat(filepath.Join(dir, "stories260K.gguf")); err != nil {
-		t.Fatalf("test models not found (set LLAMAGO_TEST_MODELS): %v", err)
-	}
-	return dir
+	return testmodels.Dir(t)
 }
 
 // readModel returns the bytes of a shared test model.

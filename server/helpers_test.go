@@ -4,10 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"github.com/llamago/llamago/internal/testmodels"
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -23,18 +23,7 @@ import (
 // fails the test.
 func modelsDir(t testing.TB) string {
 	t.Helper()
-	dir := os.Getenv("LLAMAGO_TEST_MODELS")
-	if dir == "" {
-		dir = filepath.Join("..", "..", "shared", "models")
-	}
-	if _, err := os.Stat(filepath.Join(dir, "stories260K.gguf")); err != nil {
-		t.Fatalf("test models not found (set LLAMAGO_TEST_MODELS): %v", err)
-	}
-	abs, err := filepath.Abs(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return abs
+	return testmodels.Dir(t)
 }
 
 var (

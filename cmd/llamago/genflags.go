@@ -138,3 +138,31 @@ type unprefixed struct{ error }
 
 func (e unprefixed) Error() string { return strings.TrimPrefix(e.error.Error(), "llama: ") }
 func (e unprefixed) Unwrap() error { return e.error }
+
+// parseAttention parses --flash-attn, --cache-type-k and --cache-type-v,
+// refusing a quantized V cache without flash attention as llama.cpp does.
+func parseAttention(fa, typeK, typeV string) (llama.FlashAttention, llama.CacheType, llama.CacheType, error) {
+	var mode llama.FlashAttention
+	switch fa {
+	case "on":
+		mode = llama.FlashAttentionOn
+	case "off":
+		mode = llama.FlashAttentionOff
+	case "auto":
+		mode = llama.FlashAttentionAuto
+	default:
+		return 0, 0, 0, usageErrorf("--flash-attn must be on, off or auto, not %q", fa)
+	}
+	k, err := parseCacheType("--cache-type-k", typeK)
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	v, err := parseCacheType("--cache-type-v", typeV)
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	if mode == llama.FlashAttentionOff && quantized(v) {
+		return 0, 0, 0, usageErrorf("a quantized V cache (--cache-type-v %s) needs flash attention: use --flash-attn on or auto", typeV)
+	}
+	return mode, k, v, nil
+}

@@ -3,7 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
-	"os"
+	"github.com/llamago/llamago/internal/testmodels"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -18,18 +18,7 @@ import (
 // directory fails the test rather than skipping it.
 func modelsDir(t testing.TB) string {
 	t.Helper()
-	dir := os.Getenv("LLAMAGO_TEST_MODELS")
-	if dir == "" {
-		dir = filepath.Join("..", "..", "..", "shared", "models")
-	}
-	if _, err := os.Stat(filepath.Join(dir, "stories260K.gguf")); err != nil {
-		t.Fatalf("test models not found (set LLAMAGO_TEST_MODELS): %v", err)
-	}
-	abs, err := filepath.Abs(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return abs
+	return testmodels.Dir(t)
 }
 
 func modelPath(t testing.TB, name string) string {

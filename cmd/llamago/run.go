@@ -161,25 +161,9 @@ func (o *runOptions) validate() error {
 	if err := o.GPU.validate(); err != nil {
 		return err
 	}
-	switch o.FlashAttn {
-	case "on":
-		o.flashAttn = llama.FlashAttentionOn
-	case "off":
-		o.flashAttn = llama.FlashAttentionOff
-	case "auto":
-		o.flashAttn = llama.FlashAttentionAuto
-	default:
-		return usageErrorf("--flash-attn must be on, off or auto, not %q", o.FlashAttn)
-	}
 	var err error
-	if o.cacheK, err = parseCacheType("--cache-type-k", o.CacheTypeK); err != nil {
+	if o.flashAttn, o.cacheK, o.cacheV, err = parseAttention(o.FlashAttn, o.CacheTypeK, o.CacheTypeV); err != nil {
 		return err
-	}
-	if o.cacheV, err = parseCacheType("--cache-type-v", o.CacheTypeV); err != nil {
-		return err
-	}
-	if o.flashAttn == llama.FlashAttentionOff && quantized(o.cacheV) {
-		return usageErrorf("a quantized V cache (--cache-type-v %s) needs flash attention: use --flash-attn on or auto", o.CacheTypeV)
 	}
 
 	if !finite(o.Temp) || o.Temp < 0 {
