@@ -154,7 +154,10 @@ func runBackendHelper(t *testing.T, generate bool, dirs ...string) helperResult 
 	cmd.Env = append(os.Environ(),
 		"LLAMAGO_TEST_BACKEND_HELPER="+out,
 		llama.BackendPathEnv+"="+strings.Join(dirs, string(os.PathListSeparator)),
-		llama.BackendUncheckedEnv+"=")
+		llama.BackendUncheckedEnv+"=",
+		// The CPU variant libraries (a portable build's) would join
+		// BackendLoads, which the tests compare whole.
+		"LLAMAGO_CPU_VARIANTS=off")
 	if generate {
 		cmd.Env = append(cmd.Env, "LLAMAGO_TEST_BACKEND_MODEL="+modelPath(t, "stories260K.gguf"))
 	}

@@ -8,11 +8,10 @@ package llama
 
 /*
 #cgo LDFLAGS: -Wl,--export-dynamic
-#include <dlfcn.h>
 #include <stdlib.h>
-#include <string.h>
 #include "ggml-backend.h"
 #include "ggml-cpu.h"
+#include "backend_load.h"
 
 // The score ggml_backend_score (ggml-cpu/arch/x86/cpu-feats.cpp) would give
 // the compiled-in CPU backend: the same features, with the same weights,
@@ -59,52 +58,44 @@ static int llamago_builtin_cpu_score(void) {
 	return score;
 }
 
-// llamago_cpu_library_score opens a CPU backend library and returns its
-// ggml_backend_score on this CPU, -1 with *err set (free it) if it cannot
-// be opened, -2 if it has no score function.
-static int llamago_cpu_library_score(const char * path, char ** err) {
-	void * h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-	if (h == NULL) {
-		const char * e = dlerror();
-		*err = strdup(e != NULL ? e : "dlopen failed");
-		return -1;
-	}
-	int (*score)(void) = (int (*)(void)) dlsym(h, "ggml_backend_score");
-	int s = score != NULL ? score() : -2;
-	dlclose(h);
-	return s;
-}
-
-// llamago_use_cpu_library registers the CPU backend of a library and
-// unregisters the compiled-in one; 0 if ggml could not load the library.
-static int llamago_use_cpu_library(const char * path) {
-	ggml_backend_reg_t reg = ggml_backend_load(path);
-	if (reg == NULL) {
-		return 0;
-	}
+// llamago_drop_builtin_cpu unregisters the compiled-in CPU backend once
+// the library's is registered.
+static void llamago_drop_builtin_cpu(void) {
 	ggml_backend_unload(ggml_backend_cpu_reg());
-	return 1;
 }
 */
 import "C"
 
 import (
-	"context"
-	"log/slog"
+	"fmt"
+	"os"
 	"path/filepath"
+	"strings"
 	"unsafe"
 )
 
 // loadCPUVariant is part of initBackend: it replaces the compiled-in CPU
 // backend with the best library of cpuVariantDirs that uses more of this
-// CPU's features, if there is one.
+// CPU's features, if there is one. The libraries go through the checks of
+// the GPU backends' (llamago_backend_open: loadable, a ggml backend, built
+// from the program's ggml sources unless $LLAMAGO_BACKEND_UNCHECKED=1),
+// and what came of each is added to BackendLoads and logged.
 func loadCPUVariant() {
 	dirs := cpuVariantDirs()
 	if len(dirs) == 0 {
 		return
 	}
+	want := ggmlSource
+	if os.Getenv(BackendUncheckedEnv) == "1" {
+		want = ""
+	}
+	cwant := C.CString(want)
+	defer C.free(unsafe.Pointer(cwant))
 	builtin := int(C.llamago_builtin_cpu_score())
-	best, bestScore := "", builtin
+	var errBuf [1024]C.char
+	var loads []BackendLoad
+	var scores []int
+	best, bestScore := -1, builtin
 	seen := map[string]bool{}
 	for _, dir := range dirs {
 		libs, _ := filepath.Glob(filepath.Join(dir, "libggml-cpu-*.so"))
@@ -112,51 +103,58 @@ func loadCPUVariant() {
 			if abs, err := filepath.Abs(lib); err == nil {
 				lib = abs
 			}
-			if seen[lib] {
+			if st, err := os.Stat(lib); seen[lib] || err != nil || !st.Mode().IsRegular() {
 				continue
 			}
 			seen[lib] = true
+			l := BackendLoad{Path: lib, Backend: "cpu"}
 			clib := C.CString(lib)
-			var cerr *C.char
-			s := int(C.llamago_cpu_library_score(clib, &cerr))
+			var score C.int
+			h := C.llamago_backend_open(clib, cwant, &score, &errBuf[0], C.size_t(len(errBuf)))
 			C.free(unsafe.Pointer(clib))
-			switch s {
-			case -1:
-				warnCPUVariant("cannot open CPU backend library", lib, C.GoString(cerr))
-				C.free(unsafe.Pointer(cerr))
-				continue
-			case -2:
-				warnCPUVariant("CPU backend library has no ggml_backend_score", lib, "")
-				continue
+			switch {
+			case h == nil && score == 0:
+				l.Err = "skipped: this CPU lacks instructions it needs (its ggml_backend_score is 0)"
+			case h == nil:
+				// The checks are the GPU backends'; so is the advice.
+				l.Err = strings.ReplaceAll(C.GoString(&errBuf[0]), "scripts/build-cuda.sh", "scripts/cpu-variants.sh")
+			default:
+				C.llamago_backend_close(h)
+				if int(score) > bestScore {
+					best, bestScore = len(loads), int(score)
+				}
 			}
-			if l := logger.Load(); l != nil {
-				l.Log(context.Background(), LevelInfo, "CPU backend library", "path", lib, "score", s, "builtin", builtin, "source", "llamago")
-			}
-			if s > bestScore {
-				best, bestScore = lib, s
-			}
+			loads = append(loads, l)
+			scores = append(scores, int(score))
 		}
 	}
-	if best == "" {
-		return
+	for i := range loads {
+		switch {
+		case loads[i].Err != "" || i == best:
+		case best >= 0:
+			loads[i].Err = fmt.Sprintf("skipped: %s scores higher (%d, this one %d)", filepath.Base(loads[best].Path), bestScore, scores[i])
+		default:
+			loads[i].Err = fmt.Sprintf("skipped: the built-in CPU backend uses at least as many of this CPU's features (score %d, this one %d)", builtin, scores[i])
+		}
 	}
-	clib := C.CString(best)
-	defer C.free(unsafe.Pointer(clib))
-	if C.llamago_use_cpu_library(clib) == 0 {
-		warnCPUVariant("ggml could not load CPU backend library", best, "")
-		return
+	if best >= 0 {
+		clib := C.CString(loads[best].Path)
+		reg := C.llamago_backend_load(clib, &errBuf[0], C.size_t(len(errBuf)))
+		C.free(unsafe.Pointer(clib))
+		if reg == nil {
+			loads[best].Err = "ggml could not register it: " + C.GoString(&errBuf[0])
+		} else {
+			C.llamago_drop_builtin_cpu()
+			loads[best].Loaded = true
+			loads[best].Backend = C.GoString(C.ggml_backend_reg_name(reg))
+			loads[best].Devices = int(C.ggml_backend_reg_dev_count(reg))
+			cpuVariant = loads[best].Path
+		}
 	}
-	cpuVariant = best
-}
-
-func warnCPUVariant(msg, lib, err string) {
-	l := logger.Load()
-	if l == nil {
-		return
+	backendLoads.Lock()
+	backendLoads.loads = append(backendLoads.loads, loads...)
+	backendLoads.Unlock()
+	for _, l := range loads {
+		logBackendLoad(l)
 	}
-	attrs := []any{"path", lib, "source", "llamago"}
-	if err != "" {
-		attrs = append(attrs, "error", err)
-	}
-	l.Log(context.Background(), slog.LevelWarn, msg, attrs...)
 }

@@ -25,7 +25,9 @@
 # (-Wl,--export-dynamic); every other symbol is local to the library, so
 # the library's code never binds to the executable's baseline copy. A
 # library therefore works with a llamago built from the same module version
-# only. Linux on x86-64 only: see docs/portable.md for arm64 and Windows.
+# only, which the llama package checks: each library is stamped with the
+# module version (llamago_ggml_source, scripts/cuda/stamp.c). Linux on
+# x86-64 only: see docs/portable.md for arm64 and Windows.
 #
 # Environment: CC and CXX (default: go env CC / CXX), LLAMAGO_OPENMP=0 to
 # build without OpenMP (as scripts/cgo-env.sh), CFLAGS_EXTRA.
@@ -57,6 +59,10 @@ if [ -z "$dir" ]; then
 	dir=$(go list -m -f '{{.Dir}}' github.com/ollama/ollama)
 fi
 src="$dir/ml/backend/ggml/ggml/src"
+# The stamp the llama package checks before it loads a library (as for
+# scripts/build-cuda.sh's): the ggml sources it was built from.
+source=$(go list -m -f '{{.Path}}@{{.Version}}' github.com/ollama/ollama)
+here=$(cd "$(dirname "$0")" && pwd)
 cc=${CC:-$(go env CC)}
 cxx=${CXX:-$(go env CXX)}
 
@@ -121,9 +127,9 @@ fi
 mkdir -p "$out"
 build="${TMPDIR:-/tmp}/llamago-cpu-variants"
 mkdir -p "$build"
-# Only ggml_backend_init and ggml_backend_score leave the library.
+# Only ggml_backend_init, ggml_backend_score and the stamp leave the library.
 cat >"$build/exports.map" <<'EOF'
-{ global: ggml_backend_init; ggml_backend_score; local: *; };
+{ global: ggml_backend_init; ggml_backend_score; llamago_ggml_source; local: *; };
 EOF
 
 for v in $variants; do
@@ -137,7 +143,7 @@ for v in $variants; do
 		defs="$defs -DGGML_$x"
 	done
 	lib="$out/libggml-cpu-$v.so"
-	stamp="$cc $cxx $cppflags $common $archflags $defs $dir"
+	stamp="$cc $cxx $cppflags $common $archflags $defs $source $(cksum <"$here/cuda/stamp.c")"
 	if [ -f "$lib" ] && [ -f "$build/$v.stamp" ] && [ "$(cat "$build/$v.stamp")" = "$stamp" ]; then
 		echo "$lib is up to date"
 		continue
@@ -158,6 +164,7 @@ for v in $variants; do
 	# The score function is compiled without the architecture flags, so
 	# that it runs on any CPU and rejects the ones the variant cannot.
 	echo "$cxx -std=c++17 $cppflags $common $defs -c $src/ggml-cpu/arch/x86/cpu-feats.cpp -o $obj/cpu-feats.o" >>"$obj/commands"
+	echo "$cc -O2 -fPIC -DLLAMAGO_GGML_SOURCE='\"$source\"' -c $here/cuda/stamp.c -o $obj/stamp.o" >>"$obj/commands"
 	tr '\n' '\0' <"$obj/commands" | xargs -0 -P "$jobs" -n 1 sh -c 'echo "  $(basename "${0##* }")"; eval "$0"'
 	$cxx -shared -o "$lib.tmp" "$obj"/*.o $ldomp -Wl,--version-script="$build/exports.map" \
 		-Wl,-soname,"libggml-cpu-$v.so" -Wl,--as-needed

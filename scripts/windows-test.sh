@@ -2,46 +2,113 @@
 # Tests the Windows build under Wine (make windows-test; see
 # docs/windows.md):
 #
-#   1. the llama package's tests matching $WINDOWS_TESTS, cross-compiled
-#      with MinGW-w64 and run by `go test -exec wine64`;
+#   1. the llama package's tests, cross-compiled with MinGW-w64 and run by
+#      `go test -exec wine64`: all of them, but the known failures listed
+#      below, which run last for information, or those matching
+#      $WINDOWS_TESTS;
 #   2. bin/llamago.exe version, then bin/llamago.exe run with greedy
 #      sampling on the test models, whose text must equal bin/llamago's
 #      (the Linux build) byte for byte.
 #
 # Environment: WINE (default wine64), WINDOWS_TESTS (a go test -run
-# pattern), MODELS (default ../shared/models), WINDOWS_MARCH (as the
-# Makefile), WINEDEBUG (default -all: no Wine diagnostics). The first run
-# creates the Wine prefix (~/.wine), which takes a while.
+# pattern; default: as above), MODELS (default ../shared/models), WINDOWS_MARCH (as the
+# Makefile), WINEDEBUG (default -all: no Wine diagnostics), WINEPREFIX
+# (default ~/.cache/llamago/wine, created on the first run).
+#
+# Go's runtime (1.22 and later) needs ProcessPrng from bcryptprimitives.dll,
+# which older Wine (Debian 12's 8.0) lacks: the program dies with "fatal
+# error: bcryptprimitives.dll not found". If the prefix has no such DLL,
+# the script builds a stand-in with MinGW (ProcessPrng on top of
+# advapi32's RtlGenRandom) and puts it in the prefix's system32. It serves
+# the tests only; Windows 10 and later have the real one.
 set -eu
 
 wine=${WINE:-wine64}
-tests=${WINDOWS_TESTS:-TestGreedy|Tokenizer}
+tests=${WINDOWS_TESTS:-}
 models=$(cd "${MODELS:-../shared/models}" && pwd)
 export WINEDEBUG=${WINEDEBUG:--all}
+export WINEPREFIX=${WINEPREFIX:-${XDG_CACHE_HOME:-$HOME/.cache}/llamago/wine}
+
+if [ ! -d "$WINEPREFIX/drive_c/windows/system32" ]; then
+	echo "== creating the Wine prefix $WINEPREFIX"
+	mkdir -p "$WINEPREFIX"
+	"$wine" cmd /c exit >/dev/null 2>&1 || true
+fi
+dll="$WINEPREFIX/drive_c/windows/system32/bcryptprimitives.dll"
+if [ ! -f "$dll" ]; then
+	echo "== $("$wine" --version) has no bcryptprimitives.dll: installing a stand-in (ProcessPrng) as $dll"
+	tmp=$(mktemp -d)
+	cat >"$tmp/bcryptprimitives.c" <<'EOF'
+#include <windows.h>
+#define SystemFunction036 NTAPI SystemFunction036
+#include <ntsecapi.h>
+#undef SystemFunction036
+
+BOOL WINAPI ProcessPrng(PBYTE data, SIZE_T n) {
+	while (n > 0) {
+		ULONG k = n > 0x10000000 ? 0x10000000 : (ULONG) n;
+		if (!RtlGenRandom(data, k)) {
+			return FALSE;
+		}
+		data += k;
+		n -= k;
+	}
+	return TRUE;
+}
+EOF
+	printf 'LIBRARY bcryptprimitives\nEXPORTS\n\tProcessPrng\n' >"$tmp/bcryptprimitives.def"
+	x86_64-w64-mingw32-gcc-posix -O2 -shared -o "$dll" "$tmp/bcryptprimitives.c" "$tmp/bcryptprimitives.def" -ladvapi32
+	rm -rf "$tmp"
+fi
 
 # Windows paths of Unix ones: Wine maps / to drive Z:.
 winpath() {
 	printf 'Z:%s\n' "$1" | tr / '\\'
 }
 
-log=$(mktemp)
-echo "== go test -exec $wine -run '$tests' ./llama/"
-(
-	eval "$(TARGET=windows MARCH=${WINDOWS_MARCH:-x86-64-v3} sh scripts/cgo-env.sh)"
-	LLAMAGO_TEST_MODELS=$(winpath "$models") go test -exec "$wine" -count=1 -timeout 30m -v -run "$tests" ./llama/
-) >"$log" 2>&1 || {
-	tail -40 "$log"
-	echo "windows-test: the llama tests failed under Wine; full log in $log" >&2
-	exit 1
+# wintest NAME ARGS...: go test ./llama/ under Wine with ARGS; prints the
+# result lines, and the log's tail on failure.
+wintest() {
+	name=$1
+	shift
+	log=$(mktemp)
+	echo "== $name: go test -exec $wine $* ./llama/"
+	if (
+		eval "$(TARGET=windows MARCH=${WINDOWS_MARCH:-x86-64-v3} sh scripts/cgo-env.sh)"
+		LLAMAGO_TEST_MODELS=$(winpath "$models") go test -exec "$wine" -count=1 -timeout 30m -v "$@" ./llama/
+	) >"$log" 2>&1; then
+		grep -E '^(--- FAIL|ok|FAIL)' "$log" || true
+		echo "$(grep -c -- '^--- PASS' "$log") passed"
+		rm -f "$log"
+		return 0
+	fi
+	grep -E '^(--- |ok|FAIL)' "$log" || tail -40 "$log"
+	echo "full log: $log"
+	return 1
 }
-grep -E '^(--- |ok|FAIL|PASS)' "$log" || true
-rm -f "$log"
+
+# Known failures under Wine 8.0 with MinGW-w64 GCC (docs/windows.md):
+# Go 1.26's os.RemoveAll needs FileDispositionInformationEx, which Wine
+# 8.0 lacks, so t.TempDir's cleanup fails; a 5-token prompt takes less than
+# a tick of the monotonic clock Go reads on Windows (TestComplete wants a
+# non-zero prompt time); and libstdc++'s std::wregex, with Windows's 16-bit
+# wchar_t, rejects the deepseek-llm pre-tokenizer's ranges of characters
+# beyond U+FFFF, so that vocabulary does not load (llama.cpp issue 7118).
+known='TestLoadBadFiles|TestLoadTruncated|TestLoadCorrupted|TestLoadHostileMetadata|TestWholeStateAndFile|TestComplete|TestTokenizerHostileInput'
+
+status=0
+if [ -n "$tests" ]; then
+	wintest "selected tests" -run "$tests" || exit 1
+else
+	wintest "the llama tests but the known failures" -skip "$known|TestTokenizerConformance" || exit 1
+	wintest "tokenizer conformance but deepseek-llm" -run TestTokenizerConformance -skip TestTokenizerConformance/deepseek-llm || exit 1
+	wintest "known failures (informational)" -run "$known|TestTokenizerConformance/deepseek-llm" || true
+fi
 
 echo "== $wine bin/llamago.exe version"
 "$wine" bin/llamago.exe version | tr -d '\r'
 
 prompt="Once upon a time"
-status=0
 for m in stories260K.gguf llama-2-tiny-random.gguf; do
 	[ -f "$models/$m" ] || continue
 	echo "== llamago run -m $m --temp 0 -n 30 \"$prompt\": Linux against Wine"
