@@ -91,12 +91,7 @@ func (s *Server) handleCompletions(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, err)
 		return
 	}
-	if engine := r.PathValue("engine"); engine != "" && !s.knownModel(engine) {
-		s.fail(w, modelNotFound(engine))
-		return
-	}
-	if !s.knownModel(req.Model) {
-		s.fail(w, modelNotFound(req.Model))
+	if !s.checkModel(w, r, req.Model) {
 		return
 	}
 	p, err := s.genParams(&req.samplingParams, req.MaxTokens, min(completionMaxTokens, s.cfg.MaxTokens))

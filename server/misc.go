@@ -19,12 +19,7 @@ func (s *Server) handleEmbeddings(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, err)
 		return
 	}
-	if engine := r.PathValue("engine"); engine != "" && !s.knownModel(engine) {
-		s.fail(w, modelNotFound(engine))
-		return
-	}
-	if !s.knownModel(req.Model) {
-		s.fail(w, modelNotFound(req.Model))
+	if !s.checkModel(w, r, req.Model) {
 		return
 	}
 	if s.shutting.Load() {
@@ -153,4 +148,18 @@ func (s *Server) handleDetokenize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.reply(w, http.StatusOK, map[string]any{"content": text})
+}
+
+// checkModel answers 404 and returns false unless the request names a
+// served model, in its body and, on the legacy engines route, its path.
+func (s *Server) checkModel(w http.ResponseWriter, r *http.Request, model string) bool {
+	if engine := r.PathValue("engine"); engine != "" && !s.knownModel(engine) {
+		s.fail(w, modelNotFound(engine))
+		return false
+	}
+	if !s.knownModel(model) {
+		s.fail(w, modelNotFound(model))
+		return false
+	}
+	return true
 }
