@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -777,6 +778,11 @@ func (l *goLoop) token() llama.TokenID {
 // size (logits of the last of each), then nGen tokens one at a time,
 // continuing sequence 0 from its end; the time includes synchronizing.
 func (l *goLoop) run(nPrompt, nGen int) (time.Duration, error) {
+	// Stay on one OS thread, as the C loop does: otherwise the goroutine
+	// may resume on another thread, with ggml's OpenMP team and the
+	// caches of another core.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	_, hi, err := l.c.PositionRange(0)
 	if err != nil {
 		return 0, err
