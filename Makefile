@@ -157,8 +157,10 @@ windows-tools:
 	@missing=; \
 	command -v x86_64-w64-mingw32-gcc-posix >/dev/null 2>&1 || missing="$$missing gcc-mingw-w64-x86-64-posix"; \
 	command -v x86_64-w64-mingw32-g++-posix >/dev/null 2>&1 || missing="$$missing g++-mingw-w64-x86-64-posix"; \
+	[ -n "$$NLOHMANN_INCLUDE" ] || [ -f /usr/include/nlohmann/json.hpp ] || [ -f /usr/local/include/nlohmann/json.hpp ] || \
+		missing="$$missing nlohmann-json3-dev"; \
 	if [ -n "$$missing" ]; then \
-		echo "make windows cross-compiles with MinGW-w64 (POSIX threads); install the Debian packages:" >&2; \
+		echo "make windows cross-compiles with MinGW-w64 (POSIX threads) and needs nlohmann/json's headers; install the Debian packages:" >&2; \
 		echo "  apt-get install$$missing" >&2; \
 		exit 1; \
 	fi

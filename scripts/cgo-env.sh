@@ -53,6 +53,19 @@ if [ "${TARGET:-}" = windows ]; then
 		fi
 		rm -rf "$probe"
 	fi
+	# nlohmann/json (header-only, for llama.cpp's common library; see the
+	# Makefile's deps) is not in MinGW's include path, and the host's
+	# /usr/include must not be: a directory that holds only a link to the
+	# host's nlohmann/ goes on the include path instead.
+	for inc in ${NLOHMANN_INCLUDE:-} /usr/include /usr/local/include; do
+		if [ -f "$inc/nlohmann/json.hpp" ]; then
+			shim="${XDG_CACHE_HOME:-$HOME/.cache}/llamago/mingw-include"
+			mkdir -p "$shim"
+			ln -sfn "$inc/nlohmann" "$shim/nlohmann"
+			cppflags="$cppflags -I$shim"
+			break
+		fi
+	done
 	echo "export GOOS=windows"
 	echo "export GOARCH=amd64"
 	echo "export CC=\"$cc\""
