@@ -28,5 +28,7 @@
 //
 // Building needs the include paths of llama.cpp inside the pinned
 // github.com/ollama/ollama module: run the repository's Makefile, or
-// eval "$(scripts/cgo-env.sh)" before go build.
+// eval "$(scripts/cgo-env.sh)" before go build. llama.cpp's JSON Schema
+// converter also needs the nlohmann/json headers from the system (Debian:
+// nlohmann-json3-dev; `make deps` installs them).
 package llama
