@@ -166,3 +166,24 @@ func parseAttention(fa, typeK, typeV string) (llama.FlashAttention, llama.CacheT
 	}
 	return mode, k, v, nil
 }
+
+// checkComputeFlags checks --ubatch-size, --threads, --threads-batch (0
+// becomes --threads) and --n-gpu-layers, which run and serve share.
+func checkComputeFlags(ubatch, threads int, threadsBatch *int, gpuLayers int) error {
+	if ubatch < 1 {
+		return usageErrorf("--ubatch-size must be positive, not %d", ubatch)
+	}
+	if threads < 1 {
+		return usageErrorf("--threads must be positive, not %d", threads)
+	}
+	if *threadsBatch < 0 {
+		return usageErrorf("--threads-batch must be positive, not %d", *threadsBatch)
+	}
+	if *threadsBatch == 0 {
+		*threadsBatch = threads
+	}
+	if gpuLayers < -1 {
+		return usageErrorf("--n-gpu-layers must be -1 (all) or at least 0, not %d", gpuLayers)
+	}
+	return nil
+}

@@ -143,20 +143,8 @@ func (o *runOptions) validate() error {
 	if o.BatchSize < 1 {
 		return usageErrorf("--batch-size must be positive, not %d", o.BatchSize)
 	}
-	if o.UBatchSize < 1 {
-		return usageErrorf("--ubatch-size must be positive, not %d", o.UBatchSize)
-	}
-	if o.Threads < 1 {
-		return usageErrorf("--threads must be positive, not %d", o.Threads)
-	}
-	if o.ThreadsBatch < 0 {
-		return usageErrorf("--threads-batch must be positive, not %d", o.ThreadsBatch)
-	}
-	if o.ThreadsBatch == 0 {
-		o.ThreadsBatch = o.Threads
-	}
-	if o.GPULayers < -1 {
-		return usageErrorf("--n-gpu-layers must be -1 (all) or at least 0, not %d", o.GPULayers)
+	if err := checkComputeFlags(o.UBatchSize, o.Threads, &o.ThreadsBatch, o.GPULayers); err != nil {
+		return err
 	}
 	if err := o.GPU.validate(); err != nil {
 		return err
