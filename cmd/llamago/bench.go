@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -778,11 +777,9 @@ func (l *goLoop) token() llama.TokenID {
 // size (logits of the last of each), then nGen tokens one at a time,
 // continuing sequence 0 from its end; the time includes synchronizing.
 func (l *goLoop) run(nPrompt, nGen int) (time.Duration, error) {
-	// Stay on one OS thread, as the C loop does: otherwise the goroutine
-	// may resume on another thread, with ggml's OpenMP team and the
-	// caches of another core.
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
+	// The goroutine is not locked to its thread: Context.Decode passes it
+	// through the Go scheduler every few milliseconds (see its yield), which
+	// on a locked thread would cost a thread handoff each time.
 	_, hi, err := l.c.PositionRange(0)
 	if err != nil {
 		return 0, err
