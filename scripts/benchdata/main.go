@@ -145,6 +145,17 @@ func run(ctx context.Context) error {
 		all = append(all, rs...)
 	}
 
+	var served []serverResult
+	for _, c := range serverCases(*quickFlag) {
+		c.Model = strings.NewReplacer("{{DIR}}", *dirFlag, "{{MODELS}}", *modelsFlag).Replace(c.Model)
+		logf("llamago serve -m %s: 1 stream, then %d", c.Model, c.Streams)
+		r, err := measureServer(ctx, *binFlag, c)
+		if err != nil {
+			return fmt.Errorf("serve %s: %w", c.Model, err)
+		}
+		served = append(served, r)
+	}
+
 	logf("measuring the memory bandwidth")
 	var bws []bench.Bandwidth
 	for _, t := range slices.Compact([]int{1, 2, llama.DefaultThreads()}) {
@@ -152,7 +163,7 @@ func run(ctx context.Context) error {
 	}
 
 	if *quickFlag {
-		for _, s := range []string{summary(all), native(all), ceiling(all, bws)} {
+		for _, s := range []string{summary(all), native(all), ceiling(all, bws), serverTable(served)} {
 			fmt.Println(s)
 		}
 		logf("quick run done in %s", time.Since(start).Round(time.Second))
@@ -187,6 +198,7 @@ func run(ctx context.Context) error {
 		"native":   native(all),
 		"ceiling":  ceiling(all, bws),
 		"tables":   strings.ReplaceAll(tables.String(), "{{DIR}}", "$BENCH_DIR"),
+		"server":   serverTable(served),
 	}
 	sections["tables"] = strings.ReplaceAll(sections["tables"], "{{MODELS}}", *modelsFlag)
 	if err := rewrite(*docFlag, sections); err != nil {
