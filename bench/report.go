@@ -28,7 +28,8 @@ type MarkdownOptions struct {
 	// CPU backends, ngl on others, and any parameter given a value other
 	// than its default or several values.
 	Params []string
-	// Native adds the C loop's tokens/s and the Go/C ratio.
+	// Native adds the C loop's tokens/s and the Go/C ratio, with its 95%
+	// confidence interval when there are two repetitions or more.
 	Native bool
 	// E2E adds the time to first token and the inter-token latencies.
 	E2E bool
@@ -139,7 +140,7 @@ type markdownPrinter struct {
 var mdWidth = map[string]int{
 	"model": -30, "size": 10, "params": 10, "backend": -10, "n_gpu_layers": 3, "n_threads": 7,
 	"n_batch": 7, "n_ubatch": 8, "type_k": 6, "type_v": 6, "flash_attn": 3, "use_mmap": 4,
-	"test": 15, "t/s": 20, "C t/s": 20, "Go/C": 6, "TTFT ms": 16, "ITL p50/p95/p99 ms": 22,
+	"test": 15, "t/s": 20, "C t/s": 20, "Go/C": 21, "TTFT ms": 16, "ITL p50/p95/p99 ms": 22,
 }
 
 var mdName = map[string]string{
@@ -266,6 +267,9 @@ func mdValue(r *Result, col string) string {
 	case "Go/C":
 		if r.GoCRatio == 0 {
 			return ""
+		}
+		if r.GoCRatioHigh > 0 {
+			return fmt.Sprintf("%.3f (%.3f–%.3f)", r.GoCRatio, r.GoCRatioLow, r.GoCRatioHigh)
 		}
 		return fmt.Sprintf("%.3f", r.GoCRatio)
 	case "TTFT ms":

@@ -69,7 +69,8 @@ type Result struct {
 	PeakRSS uint64 `json:"peak_rss_bytes"` // peak resident memory from the load to the end of this test
 
 	// With --native: the same test run by the C loop, alternating with
-	// the Go one, and the ratio of the mean tokens/s (Go / C).
+	// the Go one, the ratio of the mean tokens/s (Go / C), and its 95%
+	// confidence interval from the repetitions taken in pairs (RatioCI).
 	NativeAvgNS     uint64    `json:"native_avg_ns,omitempty"`
 	NativeStddevNS  uint64    `json:"native_stddev_ns,omitempty"`
 	NativeAvgTS     float64   `json:"native_avg_ts,omitempty"`
@@ -77,6 +78,8 @@ type Result struct {
 	NativeSamplesNS []uint64  `json:"native_samples_ns,omitempty"`
 	NativeSamplesTS []float64 `json:"native_samples_ts,omitempty"`
 	GoCRatio        float64   `json:"go_c_ratio,omitempty"`
+	GoCRatioLow     float64   `json:"go_c_ratio_low,omitempty"`
+	GoCRatioHigh    float64   `json:"go_c_ratio_high,omitempty"`
 
 	// End-to-end tests: time to first token (prompt processing and the
 	// first sampled token) per repetition, and the inter-token latency of
@@ -118,9 +121,13 @@ func (r *Result) Finish() {
 	r.AvgNS, r.StddevNS, r.SamplesTS, r.AvgTS, r.StddevTS = timeStats(n, r.SamplesNS)
 	if len(r.NativeSamplesNS) > 0 {
 		r.NativeAvgNS, r.NativeStddevNS, r.NativeSamplesTS, r.NativeAvgTS, r.NativeStddevTS = timeStats(n, r.NativeSamplesNS)
-		r.GoCRatio = 0
+		r.GoCRatio, r.GoCRatioLow, r.GoCRatioHigh = 0, 0, 0
 		if r.NativeAvgTS > 0 {
 			r.GoCRatio = r.AvgTS / r.NativeAvgTS
+			// Go's speed over C's is C's time over Go's.
+			if lo, hi, ok := RatioCI(r.GoCRatio, r.SamplesNS, r.NativeSamplesNS); ok {
+				r.GoCRatioLow, r.GoCRatioHigh = lo, hi
+			}
 		}
 	}
 	if len(r.TTFTSamplesNS) > 0 {

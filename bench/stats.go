@@ -105,3 +105,44 @@ func floats(ns []uint64) []float64 {
 	}
 	return f
 }
+
+// RatioCI is a 95% confidence interval for the ratio of two speeds measured
+// in pairs: a[i] and b[i] are the times of repetition i of two loops run one
+// after the other. Pairing takes out what drifts between repetitions (the
+// machine's load, its clock), leaving the scatter of the per-pair log ratios
+// log(b[i]/a[i]); the interval is ratio·exp(±t·se) with se their standard
+// error and t Student's quantile for n-1 degrees of freedom. It returns
+// ok = false for fewer than two pairs, unequal lengths or a zero time.
+func RatioCI(ratio float64, a, b []uint64) (lo, hi float64, ok bool) {
+	if len(a) < 2 || len(a) != len(b) {
+		return 0, 0, false
+	}
+	logs := make([]float64, len(a))
+	for i := range a {
+		if a[i] == 0 || b[i] == 0 {
+			return 0, 0, false
+		}
+		logs[i] = math.Log(float64(b[i]) / float64(a[i]))
+	}
+	half := studentT95(len(a)-1) * StdDev(logs) / math.Sqrt(float64(len(a)))
+	return ratio * math.Exp(-half), ratio * math.Exp(half), true
+}
+
+// studentT95 is the two-sided 95% quantile of Student's t distribution
+// with df degrees of freedom (df >= 1).
+func studentT95(df int) float64 {
+	table := [...]float64{12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
+		2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
+		2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042}
+	switch {
+	case df <= len(table):
+		return table[df-1]
+	case df <= 40:
+		return 2.021
+	case df <= 60:
+		return 2.000
+	case df <= 120:
+		return 1.980
+	}
+	return 1.960
+}

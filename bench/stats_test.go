@@ -99,6 +99,10 @@ func TestFinish(t *testing.T) {
 		t.Errorf("native: test %q, Go %v t/s, C %v ± %v t/s, ratio %v; want tg128, 480, 640 ± 0, 0.75",
 			n.Test, n.AvgTS, n.NativeAvgTS, n.NativeStddevTS, n.GoCRatio)
 	}
+	// Pairs in ratios 0.5 and 1 around 0.75: 0.75·exp(±12.706·0.49012/√2).
+	if !near(n.GoCRatioLow, 0.0091752, 1e-6) || !near(n.GoCRatioHigh, 61.306, 1e-2) {
+		t.Errorf("native: ratio interval %v to %v; want 0.0091752 to 61.306", n.GoCRatioLow, n.GoCRatioHigh)
+	}
 
 	e := Result{NPrompt: 16, NGen: 4, E2E: true, SamplesNS: []uint64{2e7}, TTFTSamplesNS: []uint64{3e6, 5e6}}
 	e.AddITL(1, 2, 3, 4, 5, 6, 7, 8, 9, 10)
@@ -121,5 +125,32 @@ func TestTestName(t *testing.T) {
 		if got := TestName(tt.p, tt.n, tt.e2e); got != tt.want {
 			t.Errorf("TestName(%d, %d, %v) = %q, want %q", tt.p, tt.n, tt.e2e, got, tt.want)
 		}
+	}
+}
+
+func TestRatioCI(t *testing.T) {
+	// Log ratios ln 1.1 and ln 0.9: standard deviation 0.14190, standard
+	// error 0.10034, t = 12.706 for one degree of freedom.
+	lo, hi, ok := RatioCI(1, []uint64{100, 200}, []uint64{110, 180})
+	if !ok || !near(lo, 0.279470, 1e-5) || !near(hi, 3.578204, 1e-5) {
+		t.Errorf("RatioCI = %v, %v, %v; want 0.279470, 3.578204", lo, hi, ok)
+	}
+	// Every pair in the same proportion: no scatter, a point.
+	lo, hi, ok = RatioCI(0.5, []uint64{10, 20, 40}, []uint64{5, 10, 20})
+	if !ok || !near(lo, 0.5, 1e-12) || !near(hi, 0.5, 1e-12) {
+		t.Errorf("RatioCI of constant pairs = %v, %v, %v; want 0.5, 0.5", lo, hi, ok)
+	}
+	for _, c := range []struct{ a, b []uint64 }{
+		{[]uint64{1}, []uint64{1}},
+		{[]uint64{1, 2}, []uint64{1}},
+		{[]uint64{1, 0}, []uint64{1, 2}},
+	} {
+		if _, _, ok := RatioCI(1, c.a, c.b); ok {
+			t.Errorf("RatioCI(%v, %v) ok", c.a, c.b)
+		}
+	}
+	// Many pairs: the normal quantile.
+	if got := studentT95(1000); got != 1.96 {
+		t.Errorf("studentT95(1000) = %v", got)
 	}
 }

@@ -6,9 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"os/exec"
+	"runtime"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -103,6 +104,9 @@ func TestBinary(t *testing.T) {
 	})
 
 	t.Run("SIGINT", func(t *testing.T) {
+		if runtime.GOOS == "windows" {
+			t.Skip("a process cannot be sent SIGINT on Windows")
+		}
 		cmd := exec.Command(bin, "run", "-m", stories, "--temp", "0", "-n", "-1", "-c", "2048", "--ignore-eos", "Once upon a time")
 		var stderr strings.Builder
 		cmd.Stderr = &stderr
@@ -119,7 +123,7 @@ func TestBinary(t *testing.T) {
 			cmd.Wait()
 			t.Fatalf("no output: %v (stderr %q)", err, stderr.String())
 		}
-		if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+		if err := cmd.Process.Signal(os.Interrupt); err != nil {
 			t.Fatal(err)
 		}
 		sent := time.Now()
