@@ -18,6 +18,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
@@ -41,6 +42,7 @@ var (
 	docFlag    = flag.String("doc", "docs/benchmarks.md", "the document whose generated sections are rewritten")
 	quickFlag  = flag.Bool("quick", false, "a short run over llama-60m only, to check the pipeline (does not write -doc)")
 	prepFlag   = flag.Bool("prepare", false, "only synthesize and quantize the models")
+	renderFlag = flag.Bool("render", false, "rewrite -doc from the results of the last run in -dir, measuring nothing")
 )
 
 func defaultDir() string {
@@ -109,86 +111,61 @@ func logf(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, "benchdata: "+format+"\n", args...)
 }
 
+// extras is what a run measured besides `llamago bench`, kept in the
+// results directory with the bench output so that -render can rewrite the
+// document without measuring again.
+type extras struct {
+	Start      time.Time
+	Took       time.Duration
+	Served     []serverResult
+	Bandwidths []bench.Bandwidth
+}
+
 func run(ctx context.Context) error {
-	start := time.Now()
-	warnLoad()
-	sh := shapes
-	if *quickFlag {
-		sh = shapes[:1]
-	}
-	for _, s := range sh {
-		if err := prepare(ctx, s); err != nil {
-			return err
-		}
-	}
-	if *prepFlag {
-		return nil
-	}
-
-	resDir := filepath.Join(*dirFlag, "results")
-	if err := os.MkdirAll(resDir, 0o755); err != nil {
-		return err
-	}
-	var all, binding []bench.Result
-	var cmds []string
-	perRun := map[string][]bench.Result{}
 	plan := runs(*quickFlag)
+	resDir := filepath.Join(*dirFlag, "results")
+	perRun := map[string][]bench.Result{}
+	var ex extras
+	if *renderFlag {
+		for _, r := range plan {
+			f, err := os.Open(filepath.Join(resDir, r.name+".jsonl"))
+			if err != nil {
+				return err
+			}
+			rs, err := bench.ReadResults(f)
+			f.Close()
+			if err != nil {
+				return fmt.Errorf("%s: %w", r.name, err)
+			}
+			perRun[r.name] = rs
+		}
+		b, err := os.ReadFile(filepath.Join(resDir, "extras.json"))
+		if err != nil {
+			return err
+		}
+		if err := json.Unmarshal(b, &ex); err != nil {
+			return err
+		}
+	} else {
+		var err error
+		if ex, err = measure(ctx, plan, resDir, perRun); err != nil || *prepFlag {
+			return err
+		}
+	}
+
+	var all, binding []bench.Result
 	for _, r := range plan {
-		args := []string{"bench"}
-		for _, a := range r.args {
-			a = strings.ReplaceAll(a, "{{DIR}}", *dirFlag)
-			a = strings.ReplaceAll(a, "{{MODELS}}", *modelsFlag)
-			args = append(args, a)
-		}
-		args = append(args, "-o", "jsonl")
-		shown := "llamago bench " + strings.NewReplacer("{{DIR}}", "$BENCH_DIR", "{{MODELS}}", *modelsFlag).Replace(strings.Join(r.args, " "))
-		cmds = append(cmds, shown)
-		logf("%s", shown)
-		t0 := time.Now()
-		var out bytes.Buffer
-		cmd := exec.CommandContext(ctx, *binFlag, args...)
-		cmd.Stdout, cmd.Stderr = &out, os.Stderr
-		if err := cmd.Run(); err != nil {
-			return fmt.Errorf("%s: %w", shown, err)
-		}
-		if err := os.WriteFile(filepath.Join(resDir, r.name+".jsonl"), out.Bytes(), 0o644); err != nil {
-			return err
-		}
-		rs, err := bench.ReadResults(&out)
-		if err != nil {
-			return err
-		}
-		logf("%s: %d results in %s", r.name, len(rs), time.Since(t0).Round(time.Second))
-		perRun[r.name] = rs
 		if r.binding {
-			binding = append(binding, rs...)
+			binding = append(binding, perRun[r.name]...)
 		} else {
-			all = append(all, rs...)
+			all = append(all, perRun[r.name]...)
 		}
 	}
-
-	var served []serverResult
-	for _, c := range serverCases(*quickFlag) {
-		c.Model = strings.NewReplacer("{{DIR}}", *dirFlag, "{{MODELS}}", *modelsFlag).Replace(c.Model)
-		logf("llamago serve -m %s: 1 stream, then %d", c.Model, c.Streams)
-		r, err := measureServer(ctx, *binFlag, c)
-		if err != nil {
-			return fmt.Errorf("serve %s: %w", c.Model, err)
-		}
-		served = append(served, r)
-	}
-
-	logf("measuring the memory bandwidth")
-	var bws []bench.Bandwidth
-	for _, t := range slices.Compact([]int{1, 2, llama.DefaultThreads()}) {
-		bws = append(bws, bench.MeasureBandwidth(1<<30, t, 3))
-	}
-
 	if *quickFlag {
-		for _, s := range []string{summary(all, binding), native(binding), ceiling(all, bws), serverTable(served)} {
+		for _, s := range []string{summary(all, binding), native(binding), ceiling(all, ex.Bandwidths), serverTable(ex.Served)} {
 			fmt.Println(s)
 		}
-		logf("quick run done in %s", time.Since(start).Round(time.Second))
+		logf("quick run done in %s", ex.Took.Round(time.Second))
 		return nil
 	}
 
@@ -209,27 +186,100 @@ func run(ctx context.Context) error {
 		return err
 	}
 
+	shown := func(r benchRun) string {
+		return "llamago bench " + strings.NewReplacer("{{DIR}}", "$BENCH_DIR", "{{MODELS}}", *modelsFlag).Replace(strings.Join(r.args, " "))
+	}
 	var tables strings.Builder
+	var cmds []string
 	for _, r := range plan {
-		fmt.Fprintf(&tables, "`%s`\n\n", "llamago bench "+strings.Join(r.args, " "))
-		tables.WriteString(markdown(perRun[r.name]))
+		cmds = append(cmds, shown(r))
+		fmt.Fprintf(&tables, "`%s`\n\n", shown(r))
+		tables.WriteString(markdown(perRun[r.name], r.binding))
 		tables.WriteString("\n")
 	}
 	sections := map[string]string{
-		"machine":  machine(time.Since(start)),
+		"machine":  machine(ex.Start, ex.Took),
 		"commands": "```sh\n" + strings.Join(cmds, "\n") + "\n```\n",
 		"summary":  summary(all, binding),
 		"native":   native(binding),
-		"ceiling":  ceiling(all, bws),
-		"tables":   strings.ReplaceAll(tables.String(), "{{DIR}}", "$BENCH_DIR"),
-		"server":   serverTable(served),
+		"ceiling":  ceiling(all, ex.Bandwidths),
+		"tables":   tables.String(),
+		"server":   serverTable(ex.Served),
 	}
-	sections["tables"] = strings.ReplaceAll(sections["tables"], "{{MODELS}}", *modelsFlag)
 	if err := rewrite(*docFlag, sections); err != nil {
 		return err
 	}
-	logf("wrote %s, %s in %s", *docFlag, plot, time.Since(start).Round(time.Second))
+	logf("wrote %s, %s", *docFlag, plot)
 	return nil
+}
+
+// measure prepares the models, runs the plan, the server measurements and
+// the bandwidth measurement, and saves everything in resDir.
+func measure(ctx context.Context, plan []benchRun, resDir string, perRun map[string][]bench.Result) (extras, error) {
+	ex := extras{Start: time.Now()}
+	warnLoad()
+	sh := shapes
+	if *quickFlag {
+		sh = shapes[:1]
+	}
+	for _, s := range sh {
+		if err := prepare(ctx, s); err != nil {
+			return ex, err
+		}
+	}
+	if *prepFlag {
+		return ex, nil
+	}
+	if err := os.MkdirAll(resDir, 0o755); err != nil {
+		return ex, err
+	}
+	for _, r := range plan {
+		args := []string{"bench"}
+		for _, a := range r.args {
+			a = strings.ReplaceAll(a, "{{DIR}}", *dirFlag)
+			a = strings.ReplaceAll(a, "{{MODELS}}", *modelsFlag)
+			args = append(args, a)
+		}
+		args = append(args, "-o", "jsonl")
+		logf("%s", strings.Join(args, " "))
+		t0 := time.Now()
+		var out bytes.Buffer
+		cmd := exec.CommandContext(ctx, *binFlag, args...)
+		cmd.Stdout, cmd.Stderr = &out, os.Stderr
+		if err := cmd.Run(); err != nil {
+			return ex, fmt.Errorf("%s: %w", r.name, err)
+		}
+		if err := os.WriteFile(filepath.Join(resDir, r.name+".jsonl"), out.Bytes(), 0o644); err != nil {
+			return ex, err
+		}
+		rs, err := bench.ReadResults(&out)
+		if err != nil {
+			return ex, err
+		}
+		logf("%s: %d results in %s", r.name, len(rs), time.Since(t0).Round(time.Second))
+		perRun[r.name] = rs
+	}
+
+	for _, c := range serverCases(*quickFlag) {
+		c.Model = strings.NewReplacer("{{DIR}}", *dirFlag, "{{MODELS}}", *modelsFlag).Replace(c.Model)
+		logf("llamago serve -m %s: 1 stream, then %d", c.Model, c.Streams)
+		r, err := measureServer(ctx, *binFlag, c)
+		if err != nil {
+			return ex, fmt.Errorf("serve %s: %w", c.Model, err)
+		}
+		ex.Served = append(ex.Served, r)
+	}
+
+	logf("measuring the memory bandwidth")
+	for _, t := range slices.Compact([]int{1, 2, llama.DefaultThreads()}) {
+		ex.Bandwidths = append(ex.Bandwidths, bench.MeasureBandwidth(1<<30, t, 3))
+	}
+	ex.Took = time.Since(ex.Start)
+	b, err := json.MarshalIndent(ex, "", "  ")
+	if err != nil {
+		return ex, err
+	}
+	return ex, os.WriteFile(filepath.Join(resDir, "extras.json"), b, 0o644)
 }
 
 // warnLoad warns when other work is running: with every core busy, the
@@ -289,9 +339,9 @@ func prepare(ctx context.Context, shape string) error {
 }
 
 // markdown renders results as `llamago bench` does.
-func markdown(rs []bench.Result) string {
+func markdown(rs []bench.Result, native bool) string {
 	var b strings.Builder
-	p, _ := bench.NewPrinter("md", &b, bench.MarkdownOptions{Params: []string{"n_threads"}, Native: true, E2E: true})
+	p, _ := bench.NewPrinter("md", &b, bench.MarkdownOptions{Params: []string{"n_threads"}, Native: native, E2E: !native})
 	p.Header()
 	for i := range rs {
 		p.Print(&rs[i])
@@ -438,7 +488,7 @@ func ceiling(rs []bench.Result, bws []bench.Bandwidth) string {
 	return b.String()
 }
 
-func machine(took time.Duration) string {
+func machine(start time.Time, took time.Duration) string {
 	cpu, cores := "unknown", map[string]bool{}
 	var phys string
 	if f, err := os.Open("/proc/cpuinfo"); err == nil {
@@ -474,7 +524,7 @@ func machine(took time.Duration) string {
 	fmt.Fprintf(&b, "- llama.cpp: ec98e2002 (vendored in github.com/ollama/ollama v0.17.4), `-O3 -march=native`, CPU backend only\n")
 	fmt.Fprintf(&b, "- llama.cpp system info: `%s`\n", llama.SystemInfo())
 	fmt.Fprintf(&b, "- threads: %d (llama.DefaultThreads)\n", llama.DefaultThreads())
-	fmt.Fprintf(&b, "- run: %s, `make bench` took %s\n", time.Now().UTC().Format("2006-01-02 15:04 MST"), took.Round(time.Second))
+	fmt.Fprintf(&b, "- run: %s, `make bench` took %s\n", start.UTC().Format("2006-01-02 15:04 MST"), took.Round(time.Second))
 	return b.String()
 }
 
