@@ -140,10 +140,10 @@ portable-check: build portable
 #   make windows       bin/llamago.exe, statically linked (no DLLs to ship),
 #                      for x86-64-v3 (AVX2) CPUs; WINDOWS_MARCH=x86-64-v2 or
 #                      PORTABLE=1 (any x86-64) for older ones
-#   make windows-test  the llama package's tests under Wine (all but the
-#                      known failures of docs/windows.md, or WINDOWS_TESTS, a
-#                      -run pattern), and `llamago.exe run` with the greedy
-#                      text compared with bin/llamago's
+#   make windows-test  the tests of every package but cmd/llamago under
+#                      Wine (all but the known failures of docs/windows.md,
+#                      or WINDOWS_TESTS, a -run pattern), and `llamago.exe
+#                      run` with the greedy text compared with bin/llamago's
 WINDOWS_MARCH ?= x86-64-v3
 WINDOWS_TESTS ?=
 WINE          ?= $(shell command -v wine64 || command -v wine || ls /usr/lib/wine/wine64 2>/dev/null)

@@ -69,36 +69,35 @@ func parseRef(s string) (ref, error) {
 	if i := strings.Index(s, "://"); i > 0 && schemeRE.MatchString(s[:i]) {
 		return r, invalidRef(s, "unsupported URL scheme; use "+HFScheme+"OWNER/REPO/FILE.gguf")
 	}
-	if isExplicitPath(s) || !localName(s) {
+	if isExplicitPath(s) {
 		r.kind = refPath
 		return r, nil
 	}
-	// OWNER/REPO or OWNER/REPO:QUANT.
-	if owner, rest, ok := strings.Cut(s, "/"); ok && !strings.Contains(rest, "/") {
+	// OWNER/REPO or OWNER/REPO:QUANT, before localName: on Windows a name
+	// with a colon is not a local file name.
+	if owner, rest, ok := strings.Cut(s, "/"); ok && !strings.Contains(rest, "/") && !strings.Contains(s, "\\") {
 		repo, quant, hasQuant := strings.Cut(rest, ":")
 		if hasQuant || !hasGGUFExt(repo) {
-			if err := validRepoPart(owner); err != nil {
+			ownerErr, repoErr := validRepoPart(owner), validRepoPart(repo)
+			switch {
+			case hasQuant && ownerErr != nil:
+				return r, invalidRef(s, "owner: "+ownerErr.Error())
+			case hasQuant && repoErr != nil:
+				return r, invalidRef(s, "repository: "+repoErr.Error())
+			case ownerErr == nil && repoErr == nil:
 				if hasQuant {
-					return r, invalidRef(s, "owner: "+err.Error())
+					if err := validQuant(quant); err != nil {
+						return r, invalidRef(s, err.Error())
+					}
 				}
-				r.kind = refName
+				r.kind, r.owner, r.repo, r.quant, r.explicitQuant = refHFRepo, owner, repo, quant, hasQuant
 				return r, nil
 			}
-			if err := validRepoPart(repo); err != nil {
-				if hasQuant {
-					return r, invalidRef(s, "repository: "+err.Error())
-				}
-				r.kind = refName
-				return r, nil
-			}
-			if hasQuant {
-				if err := validQuant(quant); err != nil {
-					return r, invalidRef(s, err.Error())
-				}
-			}
-			r.kind, r.owner, r.repo, r.quant, r.explicitQuant = refHFRepo, owner, repo, quant, hasQuant
-			return r, nil
 		}
+	}
+	if !localName(s) {
+		r.kind = refPath
+		return r, nil
 	}
 	if strings.Contains(s, ":") {
 		r.kind = refPath

@@ -2,10 +2,11 @@
 # Tests the Windows build under Wine (make windows-test; see
 # docs/windows.md):
 #
-#   1. the llama package's tests (those matching $WINDOWS_TESTS, default
-#      all), cross-compiled with MinGW-w64 and run by `go test -exec
-#      wine64 -json`; scripts/winetest sorts the failures, and fails on
-#      any but the known ones listed below;
+#   1. the tests (those matching $WINDOWS_TESTS, default all) of every
+#      package but cmd/llamago, whose tests build llamago with the go
+#      command, which the Wine prefix lacks: cross-compiled with MinGW-w64
+#      and run by `go test -exec wine64 -json`; scripts/winetest sorts the
+#      failures, and fails on any but the known ones listed below;
 #   2. bin/llamago.exe version, then bin/llamago.exe run with greedy
 #      sampling on the test models, whose text must equal bin/llamago's
 #      (the Linux build) byte for byte.
@@ -75,12 +76,13 @@ winpath() {
 # the go command, which the Wine prefix does not have. Besides, every test
 # that uses t.TempDir fails in its cleanup under Wine 8.0, which
 # scripts/winetest reports apart.
-known='TestComplete|TestTokenizerConformance/deepseek-llm|TestTokenizerHostileInput|TestBackendLoadFallback|TestBackendLoadFake'
+known='llama\.(TestComplete|TestTokenizerConformance/deepseek-llm|TestTokenizerHostileInput|TestBackendLoadFallback|TestBackendLoadFake)'
+pkgs='./llama/ ./server/ ./chat/ ./models/ ./gguf/ ./bench/'
 
-echo "== go test -exec $wine -json -run '${tests:-.}' ./llama/"
+echo "== go test -exec $wine -json -run '${tests:-.}' $pkgs"
 (
 	eval "$(TARGET=windows MARCH=${WINDOWS_MARCH:-x86-64-v3} sh scripts/cgo-env.sh)"
-	LLAMAGO_TEST_MODELS=$(winpath "$models") go test -exec "$wine" -count=1 -timeout 30m -json -run "${tests:-.}" ./llama/ 2>&1
+	LLAMAGO_TEST_MODELS=$(winpath "$models") go test -exec "$wine" -count=1 -timeout 30m -json -run "${tests:-.}" $pkgs 2>&1
 ) | go run ./scripts/winetest -known "$known"
 
 echo "== $wine bin/llamago.exe version"

@@ -7,8 +7,9 @@
 //     does not implement, so every test that uses t.TempDir fails in its
 //     cleanup. The test's other output lines are printed: a genuine
 //     failure of the same test shows there, and is not counted;
-//   - known: the tests named by -known (a regular expression), with a
-//     documented reason (docs/windows.md);
+//   - known: the tests named by -known (a regular expression over names
+//     such as llama.TestComplete: the package's last element, a dot and
+//     the test), with a documented reason (docs/windows.md);
 //   - unexpected: the others, which make winetest exit with status 1.
 //
 // A test that fails only because a subtest failed is not listed.
@@ -20,6 +21,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"path"
 	"regexp"
 	"sort"
 	"strings"
@@ -35,7 +37,7 @@ type event struct {
 var cleanupRE = regexp.MustCompile(`TempDir RemoveAll cleanup: .*Invalid function`)
 
 func main() {
-	known := flag.String("known", "", "regular expression of the tests known to fail")
+	known := flag.String("known", "", "regular expression of the tests known to fail, named as package.Test")
 	flag.Parse()
 	var knownRE *regexp.Regexp
 	if *known != "" {
@@ -67,16 +69,18 @@ func main() {
 			}
 			continue
 		}
+		// Tests are named by package and test, as llama.TestComplete.
+		name := path.Base(e.Package) + "." + e.Test
 		switch e.Action {
 		case "run":
-			order = append(order, e.Test)
+			order = append(order, name)
 		case "output":
 			line := strings.TrimRight(e.Output, "\r\n")
 			if t := strings.TrimSpace(line); t != "" && !strings.HasPrefix(t, "=== ") && !strings.HasPrefix(t, "--- ") {
-				output[e.Test] = append(output[e.Test], t)
+				output[name] = append(output[name], t)
 			}
 		case "pass", "fail", "skip":
-			result[e.Test] = e.Action
+			result[name] = e.Action
 		}
 	}
 
