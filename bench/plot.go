@@ -70,6 +70,12 @@ func Plot(w io.Writer, format string, results []Result) error {
 			if r.Test != test {
 				continue
 			}
+			// A rate of 0 is a test too short for the clock (Windows
+			// reads a coarse one): nothing to draw, and no log scale
+			// takes it.
+			if r.AvgTS <= 0 {
+				continue
+			}
 			x := float64(index[r.ModelLabel()])
 			if r.NativeAvgTS > 0 {
 				goPts = append(goPts, point{x - 0.15, r.AvgTS, r.StddevTS})
@@ -77,6 +83,9 @@ func Plot(w io.Writer, format string, results []Result) error {
 			} else {
 				goPts = append(goPts, point{x, r.AvgTS, r.StddevTS})
 			}
+		}
+		if len(goPts) == 0 {
+			continue
 		}
 		p := plot.New()
 		p.Title.Text = test
@@ -88,7 +97,8 @@ func Plot(w io.Writer, format string, results []Result) error {
 		p.X.Min, p.X.Max = -0.5, float64(len(models))-0.5
 		lo, hi := math.Inf(1), 0.0
 		for _, pt := range append(append(points{}, goPts...), cPts...) {
-			lo, hi = min(lo, pt.y-pt.err), max(hi, pt.y+pt.err)
+			down := math.Min(pt.err, 0.95*pt.y) // as YError
+			lo, hi = min(lo, pt.y-down), max(hi, pt.y+pt.err)
 		}
 		if hi/math.Max(lo, 1e-9) > 20 {
 			p.Y.Scale = plot.LogScale{}
@@ -127,6 +137,9 @@ func Plot(w io.Writer, format string, results []Result) error {
 		rows = append(rows, []*plot.Plot{p})
 	}
 
+	if len(rows) == 0 {
+		return fmt.Errorf("bench: nothing to plot: no test has a rate above 0")
+	}
 	width := vg.Length(max(6, 0.9*float64(len(models)))) * vg.Inch
 	height := vg.Length(3.2*float64(len(rows))) * vg.Inch
 	var canvas vg.CanvasWriterTo

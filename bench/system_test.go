@@ -103,4 +103,19 @@ func TestPlot(t *testing.T) {
 	if err := Plot(&bytes.Buffer{}, "svg", nil); err == nil {
 		t.Error("Plot of no results succeeded")
 	}
+	// A rate of 0 (a test shorter than a tick of a coarse clock) beside
+	// rates that take a log scale is left out, not a panic; with nothing
+	// but zeros there is nothing to plot.
+	zero := sampleResults()[:3]
+	zero[1].AvgTS, zero[1].StddevTS, zero[1].Test = 0.5, 2, "pp512"
+	zero[2].AvgTS, zero[2].StddevTS, zero[2].Test = 0, 0, "pp512"
+	if err := Plot(&bytes.Buffer{}, "svg", zero); err != nil {
+		t.Errorf("plot with a zero rate: %v", err)
+	}
+	for i := range zero {
+		zero[i].AvgTS, zero[i].NativeAvgTS = 0, 0
+	}
+	if err := Plot(&bytes.Buffer{}, "svg", zero); err == nil {
+		t.Error("Plot of zero rates only succeeded")
+	}
 }

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/llamago/llamago/internal/clock"
 )
 
 // Token is one step of a generation.
@@ -213,14 +215,14 @@ type generation struct {
 	c       *Context
 	cfg     *generateConfig
 	s       *Sampler
-	start   time.Time
+	start   clock.Time
 	stats   Stats
 	pending []byte // generated text not yet released
 	maxStop int    // length of the longest stop string
 }
 
 func (c *Context) generate(ctx context.Context, prompt []TokenID, cfg *generateConfig, yield func(Token, error) bool) {
-	g := &generation{ctx: ctx, seqs: [1]int{cfg.seq}, c: c, cfg: cfg, start: time.Now()}
+	g := &generation{ctx: ctx, seqs: [1]int{cfg.seq}, c: c, cfg: cfg, start: clock.Now()}
 	defer func() {
 		if cfg.stats != nil {
 			*cfg.stats = g.stats
@@ -256,9 +258,9 @@ func (c *Context) generate(ctx context.Context, prompt []TokenID, cfg *generateC
 		g.failDecode(ctx, err, fail)
 		return
 	}
-	g.stats.PromptEval = time.Since(g.start)
+	g.stats.PromptEval = clock.Since(g.start)
 
-	var first time.Time
+	var first clock.Time
 	for {
 		if err := ctx.Err(); err != nil {
 			fail(StopCancelled, err)
@@ -269,7 +271,7 @@ func (c *Context) generate(ctx context.Context, prompt []TokenID, cfg *generateC
 			g.failDecode(ctx, err, fail)
 			return
 		}
-		now := time.Now()
+		now := clock.Now()
 		if g.stats.GeneratedTokens == 0 {
 			first = now
 			g.stats.TimeToFirst = now.Sub(g.start)

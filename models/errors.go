@@ -4,7 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Sentinel errors. The errors the Store returns wrap them, so that callers
@@ -75,9 +78,9 @@ type NotFoundError struct {
 func (e *NotFoundError) Error() string {
 	var b strings.Builder
 	if e.IsPath {
-		fmt.Fprintf(&b, "model file %q not found", e.Ref)
+		fmt.Fprintf(&b, "model file %s not found", quote(e.Ref))
 	} else {
-		fmt.Fprintf(&b, "model %q not found", e.Ref)
+		fmt.Fprintf(&b, "model %s not found", quote(e.Ref))
 	}
 	if len(e.Searched) > 0 {
 		fmt.Fprintf(&b, " (searched: %s)", strings.Join(e.Searched, ", "))
@@ -189,4 +192,14 @@ func (e *ChecksumError) Is(target error) bool { return target == ErrChecksum }
 // invalidRef returns an error that wraps ErrInvalidRef.
 func invalidRef(ref, why string) error {
 	return fmt.Errorf("%w %q: %s", ErrInvalidRef, ref, why)
+}
+
+// quote quotes a reference for a message: as it is, between double quotes,
+// unless it has quotes or characters that do not print, which %q escapes.
+// Windows paths keep single backslashes.
+func quote(s string) string {
+	if strings.ContainsRune(s, '"') || !utf8.ValidString(s) || strings.ContainsFunc(s, func(r rune) bool { return !unicode.IsPrint(r) }) {
+		return strconv.Quote(s)
+	}
+	return `"` + s + `"`
 }

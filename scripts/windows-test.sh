@@ -3,10 +3,11 @@
 # docs/windows.md):
 #
 #   1. the tests (those matching $WINDOWS_TESTS, default all) of every
-#      package but cmd/llamago, whose tests build llamago with the go
-#      command, which the Wine prefix lacks: cross-compiled with MinGW-w64
-#      and run by `go test -exec wine64 -json`; scripts/winetest sorts the
-#      failures, and fails on any but the known ones listed below;
+#      package, cross-compiled with MinGW-w64 and run by `go test -exec
+#      wine64 -json` (cmd/llamago's run bin/llamago.exe, LLAMAGO_TEST_BIN,
+#      as the Wine prefix has no go command to build it);
+#      scripts/winetest sorts the failures, and fails on any but the known
+#      ones listed below;
 #   2. bin/llamago.exe version, then bin/llamago.exe run with greedy
 #      sampling on the test models, whose text must equal bin/llamago's
 #      (the Linux build) byte for byte.
@@ -77,12 +78,12 @@ winpath() {
 # that uses t.TempDir fails in its cleanup under Wine 8.0, which
 # scripts/winetest reports apart.
 known='llama\.(TestComplete|TestTokenizerConformance/deepseek-llm|TestTokenizerHostileInput|TestBackendLoadFallback|TestBackendLoadFake)'
-pkgs='./llama/ ./server/ ./chat/ ./models/ ./gguf/ ./bench/'
+pkgs='./llama/ ./server/ ./chat/ ./models/ ./gguf/ ./bench/ ./internal/clock/ ./cmd/llamago/'
 
 echo "== go test -exec $wine -json -run '${tests:-.}' $pkgs"
 (
 	eval "$(TARGET=windows MARCH=${WINDOWS_MARCH:-x86-64-v3} sh scripts/cgo-env.sh)"
-	LLAMAGO_TEST_MODELS=$(winpath "$models") go test -exec "$wine" -count=1 -timeout 30m -json -run "${tests:-.}" $pkgs 2>&1
+	LLAMAGO_TEST_MODELS=$(winpath "$models") LLAMAGO_TEST_BIN=$(winpath "$PWD/bin/llamago.exe") go test -exec "$wine" -count=1 -timeout 30m -json -run "${tests:-.}" $pkgs 2>&1
 ) | go run ./scripts/winetest -known "$known"
 
 echo "== $wine bin/llamago.exe version"

@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/llamago/llamago/bench"
+	"github.com/llamago/llamago/internal/clock"
 	"github.com/llamago/llamago/llama"
 )
 
@@ -617,12 +618,12 @@ func runBench(ctx context.Context, opts *benchOptions) (err error) {
 			}
 			progress.Update("%s: loading", label)
 			bench.ResetPeakRSS()
-			t0 := time.Now()
+			t0 := clock.Now()
 			m, err := loadModel(ctx, in.model, append(in.split.modelOptions(), llama.WithGPULayers(in.ngl), llama.WithMmap(in.mmap))...)
 			if err != nil {
 				return err
 			}
-			model, key, loadNS = m, in.modelKey(), uint64(time.Since(t0))
+			model, key, loadNS = m, in.modelKey(), uint64(clock.Since(t0))
 		}
 		r := bench.Result{
 			BuildCommit: llamaCppCommit, CPUInfo: env.cpuInfo, GPUInfo: env.gpuInfo, Backends: env.backends,
@@ -786,7 +787,7 @@ func (l *goLoop) run(nPrompt, nGen int) (time.Duration, error) {
 	}
 	pos := hi + 1
 	bg := context.Background()
-	start := time.Now()
+	start := clock.Now()
 	if nPrompt > 0 {
 		for done := 0; done < nPrompt; {
 			n := min(nPrompt-done, l.nBatch)
@@ -823,7 +824,7 @@ func (l *goLoop) run(nPrompt, nGen int) (time.Duration, error) {
 			t = l.token()
 		}
 	}
-	return time.Since(start), nil
+	return clock.Since(start), nil
 }
 
 // step decodes token t at position pos and waits for the result: the
@@ -861,7 +862,7 @@ func runE2E(ctx context.Context, lctx *llama.Context, in benchInstance, opts *be
 		itl = itl[:0]
 		n := 0
 		var last time.Duration
-		start := time.Now()
+		start := clock.Now()
 		for tok, err := range lctx.GenerateTokens(ctx, prompt, llama.WithMaxTokens(in.nGen), llama.WithIgnoreEOS(),
 			llama.WithSampling(llama.WithSeed(seed))) {
 			if err != nil {
@@ -878,7 +879,7 @@ func runE2E(ctx context.Context, lctx *llama.Context, in benchInstance, opts *be
 			last = tok.Elapsed
 			n++
 		}
-		total = time.Since(start)
+		total = clock.Since(start)
 		if n != in.nGen {
 			return 0, 0, fmt.Errorf("generated %d tokens of %d", n, in.nGen)
 		}

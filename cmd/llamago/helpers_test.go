@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"github.com/llamago/llamago/internal/testmodels"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -87,8 +88,15 @@ func oneLine(t *testing.T, stderr string) {
 
 // buildLlamago builds the llamago binary into a temporary directory, with
 // the race detector when the test binary has it, and returns its path.
+//
+// $LLAMAGO_TEST_BIN names a binary built beforehand instead, for test
+// binaries run where there is no go command (under Wine:
+// scripts/windows-test.sh).
 func buildLlamago(t *testing.T) string {
 	t.Helper()
+	if bin := os.Getenv("LLAMAGO_TEST_BIN"); bin != "" {
+		return bin
+	}
 	bin := filepath.Join(t.TempDir(), "llamago")
 	args := []string{"build", "-o", bin}
 	if raceEnabled {

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -194,7 +195,9 @@ func TestSynthModels(t *testing.T) {
 			if len(f.Tensors) != tt.tensors {
 				t.Errorf("%d tensors, want %d", len(f.Tensors), tt.tensors)
 			}
-			if st, err := os.Stat(out); err != nil || st.Mode().Perm() != 0o644 {
+			// Windows has no Unix permissions (Go reports 0666 for a file
+			// that can be written).
+			if st, err := os.Stat(out); err != nil || runtime.GOOS != "windows" && st.Mode().Perm() != 0o644 {
 				t.Errorf("output: %v, %v", st.Mode(), err)
 			}
 			if tt.embed {
@@ -245,6 +248,10 @@ func TestSynthErrors(t *testing.T) {
 	dir := t.TempDir()
 	vocab := modelPath(t, "vocab/ggml-vocab-llama-spm.gguf")
 	missing := filepath.Join(dir, "missing.gguf")
+	statOp := "stat" // the name os.Stat's *PathError gives the call
+	if runtime.GOOS == "windows" {
+		statOp = "GetFileAttributesEx"
+	}
 	noTokens := filepath.Join(t.TempDir(), "no-tokens.gguf")
 	var buf bytes.Buffer
 	if err := gguf.Write(&buf, &gguf.File{KV: []gguf.KV{{Key: "general.architecture", Value: gguf.StringValue("llama")}}}, nil); err != nil {
@@ -256,7 +263,7 @@ func TestSynthErrors(t *testing.T) {
 		args []string
 		want string
 	}{
-		{"missing vocab", []string{"--vocab", missing, "-o", filepath.Join(dir, "m.gguf")}, "vocabulary file: stat " + missing},
+		{"missing vocab", []string{"--vocab", missing, "-o", filepath.Join(dir, "m.gguf")}, "vocabulary file: " + statOp + " " + missing},
 		{"vocab not GGUF", []string{"--vocab", modelPath(t, "PROVENANCE.md"), "-o", filepath.Join(dir, "m.gguf")}, "vocab: gguf: "},
 		{"vocab without tokens", []string{"--vocab", noTokens, "-o", filepath.Join(dir, "m.gguf")}, noTokens + " has no tokenizer.ggml.tokens"},
 		{"missing directory", []string{"--vocab", vocab, "-o", filepath.Join(dir, "no", "m.gguf")}, filepath.Join(dir, "no")},
