@@ -86,9 +86,23 @@ SYSTEM_LLAMA ?= $(HOME)/.cache/llamago/system-llama
 SYSTEM_ENV   := eval "$$(sh scripts/cgo-env-system.sh)" && \
 	export PKG_CONFIG_PATH="$(SYSTEM_LLAMA)/lib/pkgconfig" LD_LIBRARY_PATH="$(SYSTEM_LLAMA)/lib" &&
 
-.PHONY: cuda system-llama test-system build-system
+.PHONY: cuda system-llama test-system build-system gpu-proof-pack
 cuda:
 	sh scripts/build-cuda.sh -o lib/llamago
+
+# gpu-proof-pack fills .gl/ (ignored by git) with what scripts/gpu-proof.sh
+# needs on a GPU machine without Go: a portable llamago, the module's ggml
+# sources and version, and the SPM vocabulary.
+gpu-proof-pack:
+	mkdir -p .gl/ollama/ml/backend/ggml .gl/ollama/llama
+	eval "$$(PORTABLE=1 sh scripts/cgo-env.sh)" && $(GO) build -trimpath -o .gl/llamago ./cmd/llamago
+	dir=$$($(GO) list -m -f '{{.Dir}}' github.com/ollama/ollama) && \
+		rm -rf .gl/ollama/ml/backend/ggml/ggml && \
+		cp -R "$$dir/ml/backend/ggml/ggml" .gl/ollama/ml/backend/ggml/ && \
+		cp "$$dir/llama/build-info.cpp" .gl/ollama/llama/ && chmod -R u+w .gl/ollama
+	$(GO) list -m -f '{{.Path}}@{{.Version}}' github.com/ollama/ollama >.gl/ollama.source
+	cp $(MODELS)/vocab/ggml-vocab-llama-spm.gguf .gl/vocab.gguf
+	du -sh .gl
 
 system-llama:
 	sh scripts/build-system-llama.sh $(SYSTEM_LLAMA)

@@ -27,6 +27,10 @@
 #   CMAKE         cmake (default: cmake on PATH)
 #   CMAKE_ARGS    more arguments for the configure step, e.g.
 #                 "-DGGML_CUDA_FA_ALL_QUANTS=ON"
+#   LLAMAGO_OLLAMA_DIR, LLAMAGO_OLLAMA_SOURCE
+#                 a copy of the module's ggml sources (ml/backend/ggml/ggml
+#                 and llama/build-info.cpp under it) and its path@version,
+#                 where there is no go command to find the module
 #
 # Output: DIR/libggml-cuda.so, the backend, and DIR/libggml-base.so.0, the
 # ggml base library it links with (found beside it through RUNPATH
@@ -97,13 +101,21 @@ if [ -z "$archs" ]; then
 	fi
 fi
 
-# The pinned module: its ggml sources and its version, the stamp.
-dir=$(go list -m -f '{{.Dir}}' github.com/ollama/ollama 2>/dev/null || true)
-if [ -z "$dir" ]; then
-	go mod download github.com/ollama/ollama >/dev/null
-	dir=$(go list -m -f '{{.Dir}}' github.com/ollama/ollama)
+# The pinned module: its ggml sources and its version, the stamp. Where
+# there is no go command (a GPU machine, scripts/gpu-proof.sh), the caller
+# names both: LLAMAGO_OLLAMA_DIR, a copy of the module's files, and
+# LLAMAGO_OLLAMA_SOURCE, its path@version.
+if [ -n "${LLAMAGO_OLLAMA_DIR:-}" ]; then
+	dir=$LLAMAGO_OLLAMA_DIR
+	source=${LLAMAGO_OLLAMA_SOURCE:?LLAMAGO_OLLAMA_DIR needs LLAMAGO_OLLAMA_SOURCE, the module path@version}
+else
+	dir=$(go list -m -f '{{.Dir}}' github.com/ollama/ollama 2>/dev/null || true)
+	if [ -z "$dir" ]; then
+		go mod download github.com/ollama/ollama >/dev/null
+		dir=$(go list -m -f '{{.Dir}}' github.com/ollama/ollama)
+	fi
+	source=$(go list -m -f '{{.Path}}@{{.Version}}' github.com/ollama/ollama)
 fi
-source=$(go list -m -f '{{.Path}}@{{.Version}}' github.com/ollama/ollama)
 commit=$(sed -n 's/.*LLAMA_COMMIT = "\([^"]*\)".*/\1/p' "$dir/llama/build-info.cpp" 2>/dev/null || true)
 ggml="$dir/ml/backend/ggml/ggml"
 [ -f "$ggml/src/ggml-cuda/CMakeLists.txt" ] || die "$ggml/src/ggml-cuda/CMakeLists.txt not found: the module has no CUDA sources?"
