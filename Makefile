@@ -91,11 +91,12 @@ cuda:
 	sh scripts/build-cuda.sh -o lib/llamago
 
 # gpu-proof-pack fills .gl/ (ignored by git) with what scripts/gpu-proof.sh
-# needs on a GPU machine without Go: a portable llamago, the module's ggml
+# needs on a GPU machine without Go: a portable llamago with its CPU
+# variant libraries (that machine may have another CPU), the module's ggml
 # sources and version, and the SPM vocabulary.
-gpu-proof-pack:
+gpu-proof-pack: portable
 	mkdir -p .gl/ollama/ml/backend/ggml .gl/ollama/llama
-	eval "$$(PORTABLE=1 sh scripts/cgo-env.sh)" && $(GO) build -trimpath -o .gl/llamago ./cmd/llamago
+	cp $(PORTABLE_DIR)/llamago $(PORTABLE_DIR)/libggml-cpu-*.so .gl/
 	dir=$$($(GO) list -m -f '{{.Dir}}' github.com/ollama/ollama) && \
 		rm -rf .gl/ollama/ml/backend/ggml/ggml && \
 		cp -R "$$dir/ml/backend/ggml/ggml" .gl/ollama/ml/backend/ggml/ && \

@@ -3,7 +3,8 @@
 # and the CUDA Toolkit but no Go, from the repository root, after
 # `make gpu-proof-pack` filled .gl/ on a machine with Go:
 #
-#   .gl/llamago             a portable llamago (any x86-64 CPU)
+#   .gl/llamago             a portable llamago (any x86-64 CPU), with
+#                           its CPU variant libraries beside it
 #   .gl/ollama/             the pinned module's ggml sources
 #                           (ml/backend/ggml/ggml, llama/build-info.cpp)
 #   .gl/ollama.source       the module's path@version, the backend's stamp
@@ -12,10 +13,12 @@
 # It builds ggml's CUDA backend from those sources (scripts/build-cuda.sh),
 # lists the devices, synthesizes a tinyllama-1.1b-shaped Q4_0 model, checks
 # that the first greedy tokens with every layer on the GPU are those of the
-# CPU, and runs pp512/tg128 with -ngl 0 and 99; the bench results go to
-# $OUT/bench.jsonl as well (default ./gpu-proof). On the device tool:
+# CPU, and runs pp512/tg128 with -ngl 0 and 99; the bench table goes to
+# $OUT/bench.md as well (default ./gpu-proof). On the device tool:
 #
 #   run(command="sh scripts/gpu-proof.sh", carry=[".gl"], timeout_s=600)
+#
+# GPU_PROOF_REHEARSAL=1 runs all but the CUDA build, on the CPU.
 set -eu
 
 out=${OUT:-gpu-proof}
@@ -32,12 +35,17 @@ mkdir -p "$tmp"
 echo "== nvidia-smi"
 nvidia-smi --query-gpu=name,memory.total,compute_cap --format=csv || true
 
-echo "== build the CUDA backend"
-t0=$(date +%s)
-LLAMAGO_OLLAMA_DIR=$gl/ollama LLAMAGO_OLLAMA_SOURCE=$(cat "$gl/ollama.source") \
-	sh scripts/build-cuda.sh -o "$gl/lib" -B "$tmp/build" -R
-echo "built in $(($(date +%s) - t0)) s"
-export LLAMAGO_BACKEND_PATH=$gl/lib
+if [ -n "${GPU_PROOF_REHEARSAL:-}" ]; then
+	# A rehearsal on a machine without a GPU: everything but the build.
+	echo "== rehearsal: no CUDA backend built"
+else
+	echo "== build the CUDA backend"
+	t0=$(date +%s)
+	LLAMAGO_OLLAMA_DIR=$gl/ollama LLAMAGO_OLLAMA_SOURCE=$(cat "$gl/ollama.source") \
+		sh scripts/build-cuda.sh -o "$gl/lib" -B "$tmp/build" -R
+	echo "built in $(($(date +%s) - t0)) s"
+	export LLAMAGO_BACKEND_PATH=$gl/lib
+fi
 
 echo "== llamago version, devices"
 "$bin" version
@@ -63,5 +71,5 @@ else
 fi
 
 echo "== bench pp512, tg128: -ngl 0 and 99"
-"$bin" bench -m "$model" -p 512 -n 128 -ngl 0,99 -r 3 -o jsonl | tee "$out/bench.jsonl"
+"$bin" bench -m "$model" -p 512 -n 128 -ngl 0,99 -r 3 -o md | tee "$out/bench.md"
 exit $status
