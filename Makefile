@@ -61,10 +61,11 @@ clean:
 # Benchmarks: synthesizes the benchmark models once into $(BENCH_DIR) (the
 # llama-60m and tinyllama-1.1b shapes at F16, Q8_0, Q4_K_M and Q4_0, about
 # 5 GB), runs `llamago bench` over them and stories260K, measures the memory
-# bandwidth, and rewrites the generated sections of docs/benchmarks.md, with
-# docs/benchmarks.svg and docs/benchmarks.jsonl. Roughly 20 minutes on two
-# cores. BENCH_FLAGS=-quick checks the pipeline in a minute or two and prints
-# the tables instead of writing the document.
+# bandwidth and the server's throughput, and rewrites the generated sections
+# of docs/benchmarks.md, with docs/benchmarks.svg and docs/benchmarks.jsonl.
+# Roughly 20 minutes on two cores. BENCH_FLAGS=-quick checks the pipeline in
+# a minute or two and prints the tables instead of writing the document;
+# BENCH_FLAGS=-render rewrites the document from the last run's results.
 BENCH_DIR   ?= $(HOME)/.cache/llamago/bench
 BENCH_FLAGS ?=
 
