@@ -535,12 +535,13 @@ func (c *Context) decode(ctx context.Context, b *Batch, encode bool) error {
 		return err
 	}
 	var rc C.int32_t
+	start := time.Now()
 	if encode {
 		rc = C.llama_encode(c.c, b.c)
 	} else {
 		rc = C.llama_decode(c.c, b.c)
 	}
-	c.yield()
+	c.yield(start)
 	_, _, _, _, logits := b.view()
 	c.outputs = c.outputs[:0]
 	for _, l := range logits {
@@ -566,17 +567,22 @@ func (c *Context) decode(ctx context.Context, b *Batch, encode bool) error {
 // through the Go scheduler; well under sysmon's 10 ms preemption slice.
 const yieldEvery = 4 * time.Millisecond
 
-// yield calls runtime.Gosched every yieldEvery. A goroutine that only makes
-// cgo calls never passes through the scheduler, so its P's scheduling tick
-// goes stale; sysmon then takes the P from under every cgo call longer than
-// its 20 µs tick (the goroutine counts as running past its time slice) and
-// hands it to another thread, which finds nothing to do. That costs a few
-// thread wake-ups per call: 5-7% of a 200 µs decode on two cores. One
-// Gosched every few milliseconds (at most one per Decode) keeps the tick
-// fresh and costs nothing measurable; on a goroutine locked to its thread
-// it costs a thread handoff, about 1% of a 200 µs decode.
-func (c *Context) yield() {
-	if now := time.Now(); now.Sub(c.lastYield) >= yieldEvery {
+// yieldBelow: only decodes shorter than this yield (see yield).
+const yieldBelow = 500 * time.Microsecond
+
+// yield calls runtime.Gosched every yieldEvery after short decodes. A
+// goroutine that only makes cgo calls never passes through the scheduler,
+// so its P's scheduling tick goes stale; sysmon then takes the P from under
+// every cgo call longer than its 20 µs tick (the goroutine counts as running
+// past its time slice) and hands it to another thread, which finds nothing
+// to do: a few thread wake-ups per call, 5-7% of a 200 µs decode on two
+// cores. One Gosched every few milliseconds keeps the tick fresh. It has a
+// cost of its own (it wakes another thread too), which outweighs the
+// handoff once decodes take milliseconds: on a 4 ms decode, yielding made
+// the Go loop 1-2% slower than not yielding. Hence the threshold. On a
+// goroutine locked to its thread Gosched costs a thread handoff as well.
+func (c *Context) yield(start time.Time) {
+	if now := time.Now(); now.Sub(start) < yieldBelow && now.Sub(c.lastYield) >= yieldEvery {
 		c.lastYield = now
 		runtime.Gosched()
 	}

@@ -714,6 +714,23 @@ func runBenchInstance(ctx context.Context, m *llama.Model, in benchInstance, opt
 		}
 	}
 	for i := range opts.Reps {
+		if len(sides) == 2 && in.nPrompt == 0 && in.nGen > 1 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			status("go and native %d/%d", i+1, opts.Reps)
+			if err := lctx.ClearMemory(); err != nil {
+				return err
+			}
+			d, err := interleaveTG(lctx, [2]func(int, int) (time.Duration, error){sides[0].run, sides[1].run}, in.nGen, i%2)
+			if err != nil {
+				return err
+			}
+			for j, s := range sides {
+				*s.samples = append(*s.samples, uint64(d[j]))
+			}
+			continue
+		}
 		// Alternate which side goes first, so that neither always runs
 		// on a machine warmed (or heated) by the other.
 		order := sides
@@ -736,6 +753,40 @@ func runBenchInstance(ctx context.Context, m *llama.Model, in benchInstance, opt
 		}
 	}
 	return nil
+}
+
+// interleaveChunk is how many tokens each side of an interleaved tg
+// repetition decodes at a time.
+const interleaveChunk = 8
+
+// interleaveTG times one tg repetition of nGen tokens for both loops,
+// interleaved: one loop decodes positions [p, p+k), those positions are
+// removed from the cache, the other loop decodes the same positions, and
+// the next chunk starts with the other loop (the first chunk with
+// run[first]). Each loop decodes positions 0..nGen-1 over the same cache,
+// as in a repetition of its own, and the two are timed a few milliseconds
+// apart instead of a whole repetition apart: on a shared machine, whose
+// speed drifts by several percent from one second to the next, that makes
+// their ratio far more precise. It returns each loop's total time.
+func interleaveTG(lctx *llama.Context, run [2]func(nPrompt, nGen int) (time.Duration, error), nGen, first int) ([2]time.Duration, error) {
+	var total [2]time.Duration
+	for p, i := 0, first; p < nGen; p, i = p+interleaveChunk, i+1 {
+		k := min(interleaveChunk, nGen-p)
+		for j := range 2 {
+			side := (i + j) % 2
+			d, err := run[side](0, k)
+			if err != nil {
+				return total, err
+			}
+			total[side] += d
+			if j == 0 {
+				if _, err := lctx.RemoveTokens(0, p, -1); err != nil {
+					return total, err
+				}
+			}
+		}
+	}
+	return total, nil
 }
 
 // goLoop is llama-bench's timed loop written with the binding's public

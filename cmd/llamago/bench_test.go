@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/llamago/llamago/bench"
 	"github.com/llamago/llamago/llama"
@@ -501,5 +502,45 @@ func BenchmarkPrompt64Native(b *testing.B) {
 		if _, err := l.c.NativeBench(64, 0, l.nBatch); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestInterleaveTG: both loops decode positions 0..nGen-1 in chunks, the
+// one going first alternating, over a cache that holds nGen positions at
+// the end; each loop's time is the sum of its chunks.
+func TestInterleaveTG(t *testing.T) {
+	l := newHotPath(t)
+	type call struct{ side, from, n int }
+	var calls []call
+	var run [2]func(int, int) (time.Duration, error)
+	for side := range 2 {
+		run[side] = func(nPrompt, nGen int) (time.Duration, error) {
+			_, hi, err := l.c.PositionRange(0)
+			if err != nil {
+				return 0, err
+			}
+			calls = append(calls, call{side, hi + 1, nGen})
+			if _, err := l.run(nPrompt, nGen); err != nil {
+				return 0, err
+			}
+			return time.Duration(side+1) * time.Millisecond, nil
+		}
+	}
+	if err := l.c.ClearMemory(); err != nil {
+		t.Fatal(err)
+	}
+	total, err := interleaveTG(l.c, run, 20, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []call{{1, 0, 8}, {0, 0, 8}, {0, 8, 8}, {1, 8, 8}, {1, 16, 4}, {0, 16, 4}}
+	if !slices.Equal(calls, want) {
+		t.Errorf("calls (side, first position, tokens) = %v, want %v", calls, want)
+	}
+	if total != [2]time.Duration{3 * time.Millisecond, 6 * time.Millisecond} {
+		t.Errorf("totals %v, want [3ms 6ms]", total)
+	}
+	if lo, hi, err := l.c.PositionRange(0); err != nil || lo != 0 || hi != 19 {
+		t.Errorf("cache holds positions %d..%d (%v), want 0..19", lo, hi, err)
 	}
 }
