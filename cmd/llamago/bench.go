@@ -96,8 +96,9 @@ func newBenchCmd(streams *iostreams, runF func(*benchOptions) error) *cobra.Comm
 			"Beyond llama-bench: --e2e pp,tg generates tg tokens with sampling after a\n" +
 			"pp-token prompt through the high-level API and reports the time to first\n" +
 			"token and the inter-token latency percentiles; --native runs each pp/tg test\n" +
-			"also with llama-bench's loop written in C, alternating with the Go one, and\n" +
-			"reports the ratio Go/C; every result carries the model's load time and the\n" +
+			"also with llama-bench's loop written in C, alternating with the Go one (by\n" +
+			"repetition, and for tg every 8 tokens), and reports the ratio Go/C with its\n" +
+			"95% confidence interval; every result carries the model's load time and the\n" +
 			"peak resident memory; --plot draws tokens/s per model.\n\n" +
 			"The output (-o) is llama-bench's markdown table, or CSV, JSON or JSON Lines\n" +
 			"with llama-bench's field names plus llamago's (test, load_ns, peak_rss_bytes,\n" +
@@ -713,8 +714,9 @@ func runBenchInstance(ctx context.Context, m *llama.Model, in benchInstance, opt
 			}
 		}
 	}
+	interleave := len(sides) == 2 && in.nPrompt == 0 && in.nGen > 1
 	for i := range opts.Reps {
-		if len(sides) == 2 && in.nPrompt == 0 && in.nGen > 1 {
+		if interleave {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
@@ -723,13 +725,16 @@ func runBenchInstance(ctx context.Context, m *llama.Model, in benchInstance, opt
 				return err
 			}
 			d, err := interleaveTG(lctx, [2]func(int, int) (time.Duration, error){sides[0].run, sides[1].run}, in.nGen, i%2)
-			if err != nil {
+			if err == nil {
+				for j, s := range sides {
+					*s.samples = append(*s.samples, uint64(d[j]))
+				}
+				continue
+			}
+			if !errors.Is(err, errNoPartialRemove) {
 				return err
 			}
-			for j, s := range sides {
-				*s.samples = append(*s.samples, uint64(d[j]))
-			}
-			continue
+			interleave = false // a recurrent model: whole repetitions
 		}
 		// Alternate which side goes first, so that neither always runs
 		// on a machine warmed (or heated) by the other.
@@ -759,6 +764,10 @@ func runBenchInstance(ctx context.Context, m *llama.Model, in benchInstance, opt
 // repetition decodes at a time.
 const interleaveChunk = 8
 
+// errNoPartialRemove: the model's memory cannot remove a range of
+// positions (a recurrent model), so tg cannot be interleaved.
+var errNoPartialRemove = errors.New("the memory cannot remove part of a sequence")
+
 // interleaveTG times one tg repetition of nGen tokens for both loops,
 // interleaved: one loop decodes positions [p, p+k), those positions are
 // removed from the cache, the other loop decodes the same positions, and
@@ -780,8 +789,12 @@ func interleaveTG(lctx *llama.Context, run [2]func(nPrompt, nGen int) (time.Dura
 			}
 			total[side] += d
 			if j == 0 {
-				if _, err := lctx.RemoveTokens(0, p, -1); err != nil {
+				ok, err := lctx.RemoveTokens(0, p, -1)
+				if err != nil {
 					return total, err
+				}
+				if !ok {
+					return total, errNoPartialRemove
 				}
 			}
 		}
