@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 	"time"
 	"unsafe"
+
+	"github.com/llamago/llamago/internal/clock"
 )
 
 // Context is an inference session over a Model: its KV cache (memory),
@@ -41,7 +43,7 @@ type Context struct {
 	hist    []history // per sequence: the tokens Generate knows are cached
 	genBuf  *Batch    // Generate's batch, allocated on first use
 
-	lastYield time.Time // see yield
+	lastYield clock.Time // see yield
 }
 
 // history records the tokens of a sequence in the KV cache, at positions
@@ -535,7 +537,7 @@ func (c *Context) decode(ctx context.Context, b *Batch, encode bool) error {
 		return err
 	}
 	var rc C.int32_t
-	start := time.Now()
+	start := clock.Now()
 	if encode {
 		rc = C.llama_encode(c.c, b.c)
 	} else {
@@ -581,8 +583,8 @@ const yieldBelow = 500 * time.Microsecond
 // handoff once decodes take milliseconds: on a 4 ms decode, yielding made
 // the Go loop 1-2% slower than not yielding. Hence the threshold. On a
 // goroutine locked to its thread Gosched costs a thread handoff as well.
-func (c *Context) yield(start time.Time) {
-	if now := time.Now(); now.Sub(start) < yieldBelow && now.Sub(c.lastYield) >= yieldEvery {
+func (c *Context) yield(start clock.Time) {
+	if now := clock.Now(); now.Sub(start) < yieldBelow && now.Sub(c.lastYield) >= yieldEvery {
 		c.lastYield = now
 		runtime.Gosched()
 	}
