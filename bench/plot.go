@@ -96,9 +96,10 @@ func Plot(w io.Writer, format string, results []Result) error {
 		p.X.Tick.Label.YAlign = draw.YCenter
 		p.X.Min, p.X.Max = -0.5, float64(len(models))-0.5
 		lo, hi := math.Inf(1), 0.0
-		for _, pt := range append(append(points{}, goPts...), cPts...) {
-			down := math.Min(pt.err, 0.95*pt.y) // as YError
-			lo, hi = min(lo, pt.y-down), max(hi, pt.y+pt.err)
+		all := append(append(points{}, goPts...), cPts...)
+		for i, pt := range all {
+			down, up := all.YError(i) // the error bars as drawn
+			lo, hi = min(lo, pt.y-down), max(hi, pt.y+up)
 		}
 		if hi/math.Max(lo, 1e-9) > 20 {
 			p.Y.Scale = plot.LogScale{}
