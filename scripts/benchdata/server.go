@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -208,7 +209,7 @@ func serverTable(rs []serverResult) string {
 		if r.Threads > 0 {
 			th = strconv.Itoa(r.Threads)
 		}
-		name := strings.TrimSuffix(r.Model[strings.LastIndex(r.Model, "/")+1:], ".gguf")
+		name := strings.TrimSuffix(filepath.Base(r.Model), ".gguf")
 		fmt.Fprintf(&b, "| %s | %s | %d | %.0f | %d | %.0f | %.2f× |\n",
 			name, th, r.MaxTokens, r.Single, r.Streams, r.Parallel, r.Parallel/r.Single)
 	}
