@@ -548,9 +548,12 @@ func (c *chatter) send(ctx context.Context, msg string) error {
 			return err
 		}
 	}
-	w.end(sendErr != nil)
+	interrupted := errors.Is(sendErr, context.Canceled) && ctx.Err() == nil
+	// On a terminal, Ctrl-C echoed ^C where the reply stopped, even at
+	// the start of a line: end that line too.
+	w.end(sendErr != nil, interrupted && c.interactive)
 	if sendErr != nil {
-		if errors.Is(sendErr, context.Canceled) && ctx.Err() == nil {
+		if interrupted {
 			return nil // Ctrl-C stopped the answer; the exchange is dropped
 		}
 		if errors.Is(sendErr, llama.ErrContextFull) {
@@ -619,12 +622,14 @@ func (r *replyWriter) write(text string, thinking bool) error {
 
 // end closes the reply: normal intensity, and a final newline. A reply
 // that failed before any text leaves no line; an empty one, an empty line.
-func (r *replyWriter) end(failed bool) {
+// echoed reports text the terminal wrote after the reply (^C): the line
+// is ended whatever the reply's last byte.
+func (r *replyWriter) end(failed, echoed bool) {
 	s := ""
 	if r.thinking && r.color {
 		s = undim
 	}
-	if r.last != newlineB && !(failed && r.last == noReply) {
+	if echoed || r.last != newlineB && !(failed && r.last == noReply) {
 		s += "\n"
 	}
 	io.WriteString(r.w, s)

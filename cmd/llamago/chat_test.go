@@ -162,6 +162,43 @@ func parseTimings(t *testing.T, stderr string) []replyTimings {
 	return out
 }
 
+// TestReplyWriter checks how a streamed reply is closed: the prompt that
+// follows must start its own line.
+func TestReplyWriter(t *testing.T) {
+	tests := []struct {
+		name           string
+		chunks         []string
+		failed, echoed bool
+		want           string
+	}{
+		{name: "text", chunks: []string{"Hi", " there"}, want: "Hi there\n"},
+		{name: "ends a line", chunks: []string{"Hi\n"}, want: "Hi\n"},
+		{name: "empty reply", want: "\n"},
+		{name: "failed before text", failed: true, want: ""},
+		{name: "failed mid-line", chunks: []string{"Hi"}, failed: true, want: "Hi\n"},
+		// ^C echoed by the terminal after the reply's newline, or before
+		// any text, stands on the prompt's line unless the line is ended.
+		{name: "interrupted after a newline", chunks: []string{"Hi\n"}, failed: true, echoed: true, want: "Hi\n\n"},
+		{name: "interrupted before text", failed: true, echoed: true, want: "\n"},
+		{name: "interrupted mid-line", chunks: []string{"Hi"}, failed: true, echoed: true, want: "Hi\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var b strings.Builder
+			w := &replyWriter{w: &b}
+			for _, c := range tt.chunks {
+				if err := w.write(c, false); err != nil {
+					t.Fatal(err)
+				}
+			}
+			w.end(tt.failed, tt.echoed)
+			if b.String() != tt.want {
+				t.Errorf("wrote %q, want %q", b.String(), tt.want)
+			}
+		})
+	}
+}
+
 func TestChatPipe(t *testing.T) {
 	hello, _ := chatOK(t, "Hello there\n", chatArgs(t)...)
 	two, stderr := chatOK(t, "Hello there\nTell me a story\n", chatArgs(t)...)

@@ -23,7 +23,8 @@ type tmuxPane struct {
 	prompts int // prompts seen so far
 }
 
-const tmuxWait = 10 * time.Second
+// tmuxWait is generous: CI machines run these tests several times slower.
+const tmuxWait = 30 * time.Second
 
 // startTmux runs bin with args in a detached tmux session of 100x30
 // characters, with a server of its own that the test ends.
