@@ -156,9 +156,9 @@ portable-check: build portable
 #   make windows       bin/llamago.exe, statically linked (no DLLs to ship),
 #                      for x86-64-v3 (AVX2) CPUs; WINDOWS_MARCH=x86-64-v2 or
 #                      PORTABLE=1 (any x86-64) for older ones
-#   make windows-test  the tests of every package but cmd/llamago under
-#                      Wine (all but the known failures of docs/windows.md,
-#                      or WINDOWS_TESTS, a -run pattern), and `llamago.exe
+#   make windows-test  the tests of every package under Wine (all but
+#                      the known failures of docs/windows.md, or
+#                      WINDOWS_TESTS, a -run pattern), and `llamago.exe
 #                      run` with the greedy text compared with bin/llamago's
 WINDOWS_MARCH ?= x86-64-v3
 WINDOWS_TESTS ?=
