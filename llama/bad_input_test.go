@@ -594,25 +594,43 @@ func TestVocabOnlyContext(t *testing.T) {
 
 func TestGrammarErrors(t *testing.T) {
 	m := loadModel(t, "stories260K.gguf")
-	for _, g := range []string{
-		"root ::= [",
-		`root ::= "unterminated`,
-		"root ::= undefined-rule",
-		`foo ::= "a"`, // no root
-		"root ::= (((",
-		"root ::= \"a\"\x00",
-		"::=",
+	// The error carries llama.cpp's parse error, on one line; an installed
+	// llama.cpp (llama_system) tells only that the grammar was refused.
+	system := llama.BuildInfo().System
+	for _, tt := range []struct{ grammar, root, want string }{
+		{"root ::= [", "", "unexpected end of input"},
+		{`root ::= "unterminated`, "", "unexpected end of input"},
+		{"root ::= undefined-rule", "", "undefined rule undefined-rule"},
+		{"root ::= a\na ::= b", "", "undefined rule b"},
+		{`foo ::= "a"`, "", "no rule named root"},
+		{`root ::= "a"`, "start", "no rule named start"},
+		{"root ::= (((", "", "expecting ')' at the end"},
+		{"root ::= \"a\"\x00", "", "NUL byte"},
+		{"::=", "", "expecting name at ::="},
+		{"root ::= \"a\"\nroot2 = \"b\"", "", "expecting ::= at = \"b\""},
+		{"# only a comment\n", "", "no rules"},
+		{`root ::= "a"{9999999}`, "", "number of repetitions exceeds"},
+		// Parsed, then refused by llama.cpp's grammar set-up.
+		{`root ::= root "a"`, "", "left recursion"},
+		{"root ::= a\na ::= \"x\"? root", "", "left recursion"},
 	} {
-		s, err := m.NewSampler(llama.WithGrammar(g, ""))
-		if !errors.Is(err, llama.ErrInvalidGrammar) || s != nil {
-			t.Errorf("grammar %q: %v, want ErrInvalidGrammar", g, err)
+		s, err := m.NewSampler(llama.WithGrammar(tt.grammar, tt.root))
+		if system && tt.want != "NUL byte" {
+			tt.want = ""
+		}
+		if !errors.Is(err, llama.ErrInvalidGrammar) || s != nil || !strings.Contains(err.Error(), tt.want) || strings.Contains(err.Error(), "\n") {
+			t.Errorf("grammar %q (root %q): %v, want ErrInvalidGrammar saying %q on one line", tt.grammar, tt.root, err, tt.want)
 			if s != nil {
 				s.Close()
 			}
 		}
 	}
-	if _, err := m.NewSampler(llama.WithGrammar(`root ::= "a"`, "start")); !errors.Is(err, llama.ErrInvalidGrammar) {
-		t.Errorf("missing start rule: %v", err)
+	// Comments and blank lines around rules are fine.
+	s, err := m.NewSampler(llama.WithGrammar("# yes or no\n\nroot ::= \"yes\" | \"no\" # either\n\n", ""))
+	if err != nil {
+		t.Errorf("grammar with comments: %v", err)
+	} else {
+		s.Close()
 	}
 	// Lazy grammars: bad trigger regexes are errors, not crashes.
 	for _, pat := range []string{"(", "[a-", "a{2,1}", "\x00", "(?<", "*"} {
@@ -625,7 +643,7 @@ func TestGrammarErrors(t *testing.T) {
 	if _, err := m.NewSampler(llama.WithLazyGrammar(`root ::= "a"`, "", nil, []llama.TokenID{512})); !errors.Is(err, llama.ErrInvalidToken) {
 		t.Errorf("trigger token 512: %v", err)
 	}
-	s, err := m.NewSampler(llama.WithLazyGrammar(`root ::= "a"`, "", []string{"Lily"}, []llama.TokenID{2}))
+	s, err = m.NewSampler(llama.WithLazyGrammar(`root ::= "a"`, "", []string{"Lily"}, []llama.TokenID{2}))
 	if err != nil {
 		t.Fatalf("valid lazy grammar: %v", err)
 	}

@@ -16,6 +16,7 @@ package llama
 /*
 #cgo pkg-config: llama
 #cgo CXXFLAGS: -std=c++17
+#cgo CPPFLAGS: -DLLAMAGO_SYSTEM
 #cgo linux LDFLAGS: -lm
 #include <stdlib.h>
 #include "llama.h"

@@ -169,8 +169,9 @@ func WithLogitBias(bias map[TokenID]float32) SamplerOption {
 
 // WithGrammar constrains output to a GBNF grammar starting at rule root
 // ("" means "root"). A grammar that does not parse makes NewSampler return
-// ErrInvalidGrammar; llama.cpp also prints its parse error to the process's
-// stderr, bypassing SetLogger.
+// ErrInvalidGrammar with llama.cpp's parse error. (With an installed
+// llama.cpp, -tags llama_system, the error says less, and llama.cpp prints
+// its parse error to stderr, bypassing SetLogger.)
 func WithGrammar(gbnf, root string) SamplerOption {
 	return func(c *SamplerConfig) {
 		c.Grammar, c.GrammarRoot, c.GrammarPatterns, c.GrammarTokens = gbnf, root, nil, nil
@@ -432,7 +433,13 @@ func newGrammar(m *Model, cfg *SamplerConfig) (*C.struct_llama_sampler, error) {
 	g := C.llamago_sampler_init_grammar(m.vocab, gs, root, C.bool(lazy), pats, C.size_t(len(cfg.GrammarPatterns)),
 		toks, C.size_t(len(cfg.GrammarTokens)), &errbuf[0], C.size_t(len(errbuf)))
 	if g == nil {
-		return nil, fmt.Errorf("%w: %s", ErrInvalidGrammar, C.GoString(&errbuf[0]))
+		// llama.cpp's parse errors quote the rest of the grammar: keep
+		// its first line, and name an empty rest.
+		msg, _, _ := strings.Cut(C.GoString(&errbuf[0]), "\n")
+		if strings.HasSuffix(msg, " at ") {
+			msg += "the end"
+		}
+		return nil, fmt.Errorf("%w: %s", ErrInvalidGrammar, msg)
 	}
 	return g, nil
 }

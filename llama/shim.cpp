@@ -4,6 +4,10 @@
 #include <cstdio>
 #include <exception>
 
+#ifndef LLAMAGO_SYSTEM
+#include "src/llama-grammar.h"
+#endif
+
 extern "C" {
 
 // Defined in Go (callbacks.go).
@@ -22,11 +26,64 @@ bool llamago_abort(void * user_data) {
     return __atomic_load_n((int32_t *) user_data, __ATOMIC_RELAXED) != 0;
 }
 
+#ifndef LLAMAGO_SYSTEM
+// Checks a grammar with llama.cpp's own parser, run step by step so that
+// its error comes back to the caller: llama_grammar_parser::parse, which
+// llama_sampler_init_grammar calls, prints it to stderr and says no more.
+// The steps are those of parse (whitespace and comments, rules, rule
+// references defined), and the start rule must exist. The parser is an
+// internal type, so an installed llama.cpp (LLAMAGO_SYSTEM) skips this.
+static bool grammar_check(const struct llama_vocab * vocab, const char * src, const char * root,
+                          char * err, size_t err_len) {
+    if (src == nullptr || *src == '\0') {
+        return true; // no grammar
+    }
+    llama_grammar_parser parser(vocab);
+    auto skip = [](const char * pos) {
+        while (*pos == ' ' || *pos == '\t' || *pos == '\r' || *pos == '\n' || *pos == '#') {
+            if (*pos == '#') {
+                while (*pos && *pos != '\r' && *pos != '\n') {
+                    pos++;
+                }
+            } else {
+                pos++;
+            }
+        }
+        return pos;
+    };
+    for (const char * pos = skip(src); *pos;) {
+        pos = parser.parse_rule(pos); // throws on a syntax error
+    }
+    for (const auto & [name, id] : parser.symbol_ids) {
+        if (id >= parser.rules.size() || parser.rules[id].empty()) {
+            snprintf(err, err_len, "undefined rule %s", name.c_str());
+            return false;
+        }
+    }
+    if (parser.rules.empty()) {
+        snprintf(err, err_len, "no rules");
+        return false;
+    }
+    if (parser.symbol_ids.find(root) == parser.symbol_ids.end()) {
+        snprintf(err, err_len, "no rule named %s to start from", root);
+        return false;
+    }
+    return true;
+}
+#else
+static bool grammar_check(const struct llama_vocab *, const char *, const char *, char *, size_t) {
+    return true;
+}
+#endif
+
 struct llama_sampler * llamago_sampler_init_grammar(
     const struct llama_vocab * vocab, const char * grammar, const char * root,
     bool lazy, const char ** patterns, size_t n_patterns,
     const llama_token * tokens, size_t n_tokens, char * err, size_t err_len) {
     try {
+        if (!grammar_check(vocab, grammar, root, err, err_len)) {
+            return nullptr;
+        }
         struct llama_sampler * s;
         if (lazy) {
             s = llama_sampler_init_grammar_lazy_patterns(vocab, grammar, root, patterns, n_patterns, tokens, n_tokens);
@@ -34,7 +91,12 @@ struct llama_sampler * llamago_sampler_init_grammar(
             s = llama_sampler_init_grammar(vocab, grammar, root);
         }
         if (s == nullptr) {
-            snprintf(err, err_len, "grammar does not parse");
+#ifndef LLAMAGO_SYSTEM
+            // What grammar_check leaves to llama.cpp's set-up.
+            snprintf(err, err_len, "left recursion: a rule can begin with itself");
+#else
+            snprintf(err, err_len, "llama.cpp rejected it (its log says why)");
+#endif
         }
         return s;
     } catch (const std::exception & e) {

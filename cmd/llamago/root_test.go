@@ -103,6 +103,30 @@ func TestBinary(t *testing.T) {
 		}
 	})
 
+	t.Run("grammar errors", func(t *testing.T) {
+		// llama.cpp's grammar parser prints its errors to stderr; the
+		// binding makes them the error instead, so stderr holds one line.
+		if llamaSystem {
+			t.Skip("an installed llama.cpp prints grammar errors itself")
+		}
+		for grammar, want := range map[string]string{
+			"root ::= [":         "invalid grammar: unexpected end of input",
+			`root ::= "a" other`: "invalid grammar: undefined rule other",
+			`root ::= root "a"`:  "invalid grammar: left recursion",
+		} {
+			cmd := exec.Command(bin, "run", "-m", stories, "--grammar", grammar, "hi")
+			var stdout, stderr strings.Builder
+			cmd.Stdout, cmd.Stderr = &stdout, &stderr
+			if err := cmd.Run(); cmd.ProcessState == nil || cmd.ProcessState.ExitCode() != exitError {
+				t.Errorf("%q: %v, want exit %d", grammar, err, exitError)
+			}
+			oneLine(t, stderr.String())
+			if !strings.Contains(stderr.String(), want) || stdout.String() != "" {
+				t.Errorf("%q: stderr %q, stdout %q; want %q", grammar, stderr.String(), stdout.String(), want)
+			}
+		}
+	})
+
 	t.Run("SIGINT", func(t *testing.T) {
 		if runtime.GOOS == "windows" {
 			t.Skip("a process cannot be sent SIGINT on Windows")
