@@ -69,9 +69,20 @@ clean:
 BENCH_DIR   ?= $(HOME)/.cache/llamago/bench
 BENCH_FLAGS ?=
 
-.PHONY: bench
+.PHONY: bench bench-cmake
 bench: build
 	$(CGOENV) $(GO) run ./scripts/benchdata -bin bin/llamago -dir $(BENCH_DIR) -models $(MODELS) -doc docs/benchmarks.md $(BENCH_FLAGS)
+
+# bench-cmake runs the same benchmarks with bin/llamago and with a llamago
+# linked with llama.cpp built by ggml's own CMake from the same sources (the
+# libraries of make system-llama, as upstream builds them), alternately,
+# and rewrites the "cmake" section of docs/benchmarks.md: what compiling
+# llama.cpp through cgo costs or gains. About 6 minutes on two cores (and
+# 10 to build the libraries the first time);
+# BENCH_FLAGS=-render rewrites the section from the last run's results.
+bench-cmake: build build-system
+	$(CGOENV) LD_LIBRARY_PATH="$(SYSTEM_LLAMA)/lib" $(GO) run ./scripts/benchdata -bin bin/llamago -cmake bin/llamago-system \
+		-dir $(BENCH_DIR) -models $(MODELS) -doc docs/benchmarks.md $(BENCH_FLAGS)
 
 # GPU backends and an installed llama.cpp; see docs/gpu.md.
 #

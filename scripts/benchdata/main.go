@@ -43,6 +43,7 @@ var (
 	quickFlag  = flag.Bool("quick", false, "a short run over llama-60m only, to check the pipeline (does not write -doc)")
 	prepFlag   = flag.Bool("prepare", false, "only synthesize and quantize the models")
 	renderFlag = flag.Bool("render", false, "rewrite -doc from the results of the last run in -dir, measuring nothing")
+	cmakeFlag  = flag.String("cmake", "", "instead: compare -bin with this llamago, linked with llama.cpp built by ggml's CMake (make bench-cmake), and rewrite the document's cmake section")
 )
 
 func defaultDir() string {
@@ -124,6 +125,18 @@ type extras struct {
 func run(ctx context.Context) error {
 	plan := runs(*quickFlag)
 	resDir := filepath.Join(*dirFlag, "results")
+	if *cmakeFlag != "" {
+		if !*renderFlag {
+			if err := measureCMake(ctx, resDir); err != nil {
+				return err
+			}
+		}
+		t, err := cmakeTable(resDir)
+		if err != nil {
+			return err
+		}
+		return rewrite(*docFlag, map[string]string{"cmake": t})
+	}
 	perRun := map[string][]bench.Result{}
 	var ex extras
 	if *renderFlag {
