@@ -3,6 +3,7 @@ package llama
 import (
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 
 	"github.com/llamago/llamago/gguf"
@@ -143,6 +144,26 @@ func checkMetadata(f *gguf.File, vocabOnly bool) error {
 		return fmt.Errorf("inconsistent expert groups: %d experts, %d groups, %d used", experts, groups, groupUsed)
 	case experts == 0 && groups != 0:
 		return fmt.Errorf("%s is %d without experts", key("expert_group_count"), groups)
+	}
+
+	// ggml asserts eps >= 0 in its normalisations (a NaN fails too).
+	for _, k := range []string{"attention.layer_norm_epsilon", "attention.layer_norm_rms_epsilon", "attention.group_norm_epsilon"} {
+		v, ok := f.Lookup(key(k))
+		if !ok {
+			continue
+		}
+		eps, ok := v.Float()
+		if !ok || !(eps >= 0) || math.IsInf(eps, 0) {
+			return fmt.Errorf("%s is %v, want a finite number >= 0", key(k), v)
+		}
+	}
+	// llama.cpp's converters and quantizer keep one-dimensional tensors
+	// (norm scales, biases) in f32, and ggml's CPU operations that apply
+	// them to activations take no other type: they abort on one.
+	for _, t := range f.Tensors {
+		if len(t.Dims) == 1 && t.Type != gguf.TensorF32 {
+			return fmt.Errorf("tensor %q is %s: one-dimensional tensors (norms, biases) must be f32", t.Name, t.Type)
+		}
 	}
 
 	if s, ok := f.String(key("rope.scaling.type")); ok {
