@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"io/fs"
+	"math"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -159,7 +160,13 @@ func TestLoadCorrupted(t *testing.T) {
 // metadata, and returns the new file's path.
 func rewrite(t *testing.T, mod func(f *gguf.File)) string {
 	t.Helper()
-	src := modelPath(t, "stories260K.gguf")
+	return rewriteFile(t, "stories260K.gguf", mod)
+}
+
+// rewriteFile is rewrite for the test model name.
+func rewriteFile(t *testing.T, name string, mod func(f *gguf.File)) string {
+	t.Helper()
+	src := modelPath(t, name)
 	f, err := gguf.Open(src)
 	if err != nil {
 		t.Fatal(err)
@@ -267,6 +274,24 @@ func TestLoadHostileMetadata(t *testing.T) {
 		}},
 		{"scores of strings", func(f *gguf.File) { setKV(f, "tokenizer.ggml.scores", gguf.ArrayValue(tokens(f))) }},
 		{"WordPiece with byte tokens", func(f *gguf.File) { setKV(f, "tokenizer.ggml.model", gguf.StringValue("bert")) }},
+		// ggml asserts eps >= 0 when it normalises.
+		{"rms epsilon negative", func(f *gguf.File) {
+			setKV(f, "llama.attention.layer_norm_rms_epsilon", gguf.Float32Value(-1e-5))
+		}},
+		{"rms epsilon NaN", func(f *gguf.File) {
+			setKV(f, "llama.attention.layer_norm_rms_epsilon", gguf.Float32Value(float32(math.NaN())))
+		}},
+		{"norm epsilon infinite", func(f *gguf.File) {
+			setKV(f, "llama.attention.layer_norm_epsilon", gguf.Float64Value(math.Inf(1)))
+		}},
+		// ggml's CPU multiplies activations by f32 norm scales only.
+		{"f16 norm weights", func(f *gguf.File) {
+			for i := range f.Tensors {
+				if strings.HasSuffix(f.Tensors[i].Name, "_norm.weight") {
+					f.Tensors[i].Type = gguf.TensorF16
+				}
+			}
+		}},
 	}
 	for _, tt := range tests {
 		err := loadErr(t, rewrite(t, tt.mod))
@@ -573,6 +598,28 @@ func TestUseAfterClose(t *testing.T) {
 	// Closing a context does not affect the model or its other contexts.
 	if r := mustGenerate(t, c2, storiesPrompt, greedy(10)...); !strings.HasPrefix(storiesPrefix, r.text) {
 		t.Errorf("after closing a sibling: %q", r.text)
+	}
+}
+
+// TestAddSpecialWithoutToken: a Unigram vocabulary told to add a BOS token
+// it does not have, which llama.cpp asserts on, is refused when special
+// tokens are asked for, and tokenizes without them.
+func TestAddSpecialWithoutToken(t *testing.T) {
+	p := rewriteFile(t, "vocab/ggml-vocab-llama-spm.gguf", func(f *gguf.File) {
+		setKV(f, "tokenizer.ggml.model", gguf.StringValue("t5"))
+		setKV(f, "tokenizer.ggml.add_bos_token", gguf.BoolValue(true))
+		delKV(f, "tokenizer.ggml.bos_token_id")
+	})
+	m, err := llama.Load(context.Background(), p, llama.WithVocabOnly())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if ids, err := m.Tokenize("Hello", llama.AddSpecial); !errors.Is(err, llama.ErrInvalidModel) || !strings.Contains(err.Error(), "add_bos_token") {
+		t.Errorf("Tokenize with AddSpecial: %v, %v; want ErrInvalidModel naming add_bos_token", ids, err)
+	}
+	if ids, err := m.Tokenize("Hello", 0); err != nil || len(ids) == 0 {
+		t.Errorf("Tokenize without special tokens: %v, %v", ids, err)
 	}
 }
 

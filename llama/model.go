@@ -56,6 +56,9 @@ type modelInfo struct {
 	nVocab    int32
 	vocabType VocabType
 	template  string
+	// specialProblem says why tokenizing with AddSpecial would make
+	// llama.cpp abort ("" if it would not).
+	specialProblem string
 }
 
 // SplitMode says how a model is split across several GPUs.
@@ -308,6 +311,7 @@ func (m *Model) readInfo() {
 	}
 	i.nVocab = int32(C.llama_vocab_n_tokens(m.vocab))
 	i.vocabType = VocabType(C.llama_vocab_type(m.vocab))
+	i.specialProblem = specialProblem(m.vocab, i.vocabType)
 	if t := C.llama_model_chat_template(m.c, nil); t != nil {
 		i.template = C.GoString(t)
 	}

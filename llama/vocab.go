@@ -220,6 +220,9 @@ func (m *Model) tokenize(dst []TokenID, text string, flags SpecialTokens) ([]Tok
 		// llama.cpp asserts on a tokenizer it does not have.
 		return dst, invalidArg("model %s has no vocabulary", m.path)
 	}
+	if flags&AddSpecial != 0 && m.info.specialProblem != "" {
+		return dst, fmt.Errorf("%w: %s: %s", ErrInvalidModel, m.path, m.info.specialProblem)
+	}
 	// A token covers at least one byte; BOS and EOS may be added.
 	n := len(text) + 2
 	start := len(dst)
@@ -320,4 +323,24 @@ func (m *Model) piece(t TokenID) string {
 		}
 	})
 	return m.pieces[t]
+}
+
+// specialProblem reports a vocabulary told to add a special token it does
+// not have: tokenizer.ggml.add_bos_token set in a Unigram (T5) vocabulary,
+// whose BOS token is none unless the file names one. llama.cpp asserts on
+// that when it tokenizes with add_special. (Its other tokenizers have
+// default BOS and EOS ids, and WordPiece's CLS and SEP, that a file can
+// only replace with valid ones.)
+func specialProblem(v *C.struct_llama_vocab, t VocabType) string {
+	null := C.llama_token(NullToken)
+	switch t {
+	case VocabSPM, VocabBPE, VocabUGM:
+		if C.llama_vocab_get_add_bos(v) && C.llama_vocab_bos(v) == null {
+			return "the vocabulary asks for a BOS token to be added (tokenizer.ggml.add_bos_token) but has none"
+		}
+		if C.llama_vocab_get_add_eos(v) && C.llama_vocab_eos(v) == null {
+			return "the vocabulary asks for an EOS token to be added (tokenizer.ggml.add_eos_token) but has none"
+		}
+	}
+	return ""
 }
