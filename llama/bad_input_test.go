@@ -601,25 +601,56 @@ func TestUseAfterClose(t *testing.T) {
 	}
 }
 
-// TestAddSpecialWithoutToken: a Unigram vocabulary told to add a BOS token
-// it does not have, which llama.cpp asserts on, is refused when special
-// tokens are asked for, and tokenizes without them.
-func TestAddSpecialWithoutToken(t *testing.T) {
-	p := rewriteFile(t, "vocab/ggml-vocab-llama-spm.gguf", func(f *gguf.File) {
+// TestHostileVocab: vocabularies that would make llama.cpp's tokenizers
+// abort or never end are refused, at load or when tokenizing.
+func TestHostileVocab(t *testing.T) {
+	load := func(t *testing.T, name string, mod func(f *gguf.File)) (*llama.Model, error) {
+		m, err := llama.Load(context.Background(), rewriteFile(t, name, mod), llama.WithVocabOnly())
+		if err == nil {
+			t.Cleanup(func() { m.Close() })
+		}
+		return m, err
+	}
+
+	// A Unigram vocabulary told to add a BOS token it does not have:
+	// llama.cpp asserts when special tokens are added. Without them it
+	// tokenizes.
+	m, err := load(t, "vocab/ggml-vocab-llama-spm.gguf", func(f *gguf.File) {
 		setKV(f, "tokenizer.ggml.model", gguf.StringValue("t5"))
 		setKV(f, "tokenizer.ggml.add_bos_token", gguf.BoolValue(true))
 		delKV(f, "tokenizer.ggml.bos_token_id")
 	})
-	m, err := llama.Load(context.Background(), p, llama.WithVocabOnly())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer m.Close()
 	if ids, err := m.Tokenize("Hello", llama.AddSpecial); !errors.Is(err, llama.ErrInvalidModel) || !strings.Contains(err.Error(), "add_bos_token") {
-		t.Errorf("Tokenize with AddSpecial: %v, %v; want ErrInvalidModel naming add_bos_token", ids, err)
+		t.Errorf("Unigram without BOS, Tokenize with AddSpecial: %v, %v; want ErrInvalidModel naming add_bos_token", ids, err)
 	}
 	if ids, err := m.Tokenize("Hello", 0); err != nil || len(ids) == 0 {
-		t.Errorf("Tokenize without special tokens: %v, %v", ids, err)
+		t.Errorf("Unigram without BOS, Tokenize without special tokens: %v, %v", ids, err)
+	}
+
+	// A byte-level BPE vocabulary read as SentencePiece: no <0xXX> byte
+	// tokens to fall back on, and llama.cpp throws looking one up.
+	m, err = load(t, "vocab/ggml-vocab-gpt-2.gguf", func(f *gguf.File) {
+		setKV(f, "tokenizer.ggml.model", gguf.StringValue("llama"))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ids, err := m.Tokenize("é中😀", 0); !errors.Is(err, llama.ErrInvalidModel) || !strings.Contains(err.Error(), "could not tokenize") {
+		t.Errorf("SPM without byte tokens: %v, %v; want ErrInvalidModel", ids, err)
+	}
+	if _, err := m.TokenToPiece(0, false); err != nil {
+		t.Errorf("after the failed Tokenize: %v", err)
+	}
+
+	// An RWKV vocabulary whose first bytes are not tokens: llama.cpp's
+	// tokenizer would loop forever.
+	if _, err := load(t, "vocab/ggml-vocab-llama-spm.gguf", func(f *gguf.File) {
+		setKV(f, "tokenizer.ggml.model", gguf.StringValue("rwkv"))
+	}); !errors.Is(err, llama.ErrInvalidModel) || !strings.Contains(err.Error(), "RWKV") {
+		t.Errorf("RWKV vocabulary with missing bytes: %v, want ErrInvalidModel", err)
 	}
 }
 

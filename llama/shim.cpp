@@ -107,6 +107,19 @@ struct llama_sampler * llamago_sampler_init_grammar(
     return nullptr;
 }
 
+int32_t llamago_tokenize(const struct llama_vocab * vocab, const char * text, int32_t text_len,
+                         llama_token * tokens, int32_t n_tokens_max, bool add_special, bool parse_special,
+                         char * err, size_t err_len) {
+    try {
+        return llama_tokenize(vocab, text, text_len, tokens, n_tokens_max, add_special, parse_special);
+    } catch (const std::exception & e) {
+        snprintf(err, err_len, "%s", e.what());
+    } catch (...) {
+        snprintf(err, err_len, "unknown error");
+    }
+    return 0;
+}
+
 bool llamago_sampler_accept(struct llama_sampler * smpl, llama_token token) {
     try {
         llama_sampler_accept(smpl, token);

@@ -29,6 +29,14 @@ struct llama_sampler * llamago_sampler_init_grammar(
     bool lazy, const char ** patterns, size_t n_patterns,
     const llama_token * tokens, size_t n_tokens, char * err, size_t err_len);
 
+// llama_tokenize behind a C++ exception barrier: llama.cpp throws when a
+// vocabulary lacks a token it looks up (an SPM vocabulary without the byte
+// token of a character, say). On an exception it returns 0 and writes its
+// message to err.
+int32_t llamago_tokenize(const struct llama_vocab * vocab, const char * text, int32_t text_len,
+                         llama_token * tokens, int32_t n_tokens_max, bool add_special, bool parse_special,
+                         char * err, size_t err_len);
+
 // llama_sampler_accept behind a C++ exception barrier: returns false if
 // llama.cpp threw.
 bool llamago_sampler_accept(struct llama_sampler * smpl, llama_token token);

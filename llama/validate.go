@@ -218,6 +218,11 @@ func checkVocab(f *gguf.File) error {
 			}
 		}
 	}
+	if model, _ := f.String("tokenizer.ggml.model"); model == "rwkv" {
+		if err := checkRWKV(toks.Strings()); err != nil {
+			return err
+		}
+	}
 	seen := make(map[string]struct{}, n)
 	for _, s := range toks.Strings() {
 		if _, dup := seen[s]; dup {
@@ -226,4 +231,72 @@ func checkVocab(f *gguf.File) error {
 		seen[s] = struct{}{}
 	}
 	return nil
+}
+
+// checkRWKV checks that llama.cpp's RWKV tokenizer ends on any text. It
+// takes the longest token at each position, and on a byte that begins
+// tokens but is no token itself it finds none and never moves on: every
+// byte that begins a token must be one.
+func checkRWKV(tokens []string) error {
+	var starts, single [256]bool
+	for _, t := range tokens {
+		b := rwkvUnescape(t)
+		if len(b) == 0 {
+			continue
+		}
+		starts[b[0]] = true
+		if len(b) == 1 {
+			single[b[0]] = true
+		}
+	}
+	for c := range 256 {
+		if starts[c] && !single[c] {
+			return fmt.Errorf("RWKV vocabulary: byte %#02x begins tokens but is not a token (llama.cpp's tokenizer would never end)", c)
+		}
+	}
+	return nil
+}
+
+// rwkvUnescape decodes an RWKV token as llama.cpp does
+// (llama_unescape_rwkv_token): \t, \n, \r, \xHH, and \ before any other
+// byte. Hex digits are read as it reads them, lowercase only, and bytes as
+// C's signed char.
+func rwkvUnescape(s string) []byte {
+	out := make([]byte, 0, len(s))
+	escaping := false
+	hexLeft, acc := 0, byte(0)
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case hexLeft > 0:
+			v := c - '0'
+			if int8(c) >= 'a' {
+				v = c - 'a' + 10
+			}
+			acc = acc<<4 + v
+			if hexLeft--; hexLeft == 0 {
+				out = append(out, acc)
+				acc = 0
+			}
+		case escaping:
+			switch c {
+			case 't':
+				out = append(out, '\t')
+			case 'n':
+				out = append(out, '\n')
+			case 'r':
+				out = append(out, '\r')
+			case 'x':
+				hexLeft = 2
+			default:
+				out = append(out, c)
+			}
+			escaping = false
+		case c == '\\':
+			escaping = true
+		default:
+			out = append(out, c)
+		}
+	}
+	return out
 }

@@ -2,6 +2,7 @@ package llama
 
 /*
 #include "llama.h"
+#include "shim.h"
 */
 import "C"
 
@@ -229,10 +230,13 @@ func (m *Model) tokenize(dst []TokenID, text string, flags SpecialTokens) ([]Tok
 	dst = append(dst, make([]TokenID, n)...)
 	for {
 		buf := dst[start:]
-		got := int(C.llama_tokenize(m.vocab, cbytes(text), C.int32_t(len(text)),
+		var errbuf [128]C.char
+		got := int(C.llamago_tokenize(m.vocab, cbytes(text), C.int32_t(len(text)),
 			(*C.llama_token)(unsafe.Pointer(unsafe.SliceData(buf))), C.int32_t(len(buf)),
-			C.bool(flags&AddSpecial != 0), C.bool(flags&ParseSpecial != 0)))
+			C.bool(flags&AddSpecial != 0), C.bool(flags&ParseSpecial != 0), &errbuf[0], C.size_t(len(errbuf))))
 		switch {
+		case errbuf[0] != 0:
+			return dst[:start], fmt.Errorf("%w: %s: llama.cpp could not tokenize the text: %s", ErrInvalidModel, m.path, C.GoString(&errbuf[0]))
 		case got >= 0:
 			return dst[:start+got], nil
 		case got == -(1 << 31): // INT32_MIN: overflow
