@@ -1,0 +1,165 @@
+package llama_test
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/llamago/llamago/gguf"
+	"github.com/llamago/llamago/llama"
+)
+
+// FuzzLoadMetadata changes stories260K's metadata and tensor descriptions
+// as the fuzzer's bytes say, loads the result and generates from it: every
+// change must give an error or a working model, never an abort in
+// llama.cpp. go test runs the seeds, which are crashes found this way
+// before validateModelFile refused them; explore with
+//
+//	go test -run '^$' -fuzz FuzzLoadMetadata ./llama
+//
+// (each worker that llama.cpp aborts is reported with its input).
+func FuzzLoadMetadata(f *testing.F) {
+	src := modelPath(f, "stories260K.gguf")
+	orig, err := gguf.Open(src)
+	if err != nil {
+		f.Fatal(err)
+	}
+	kv := func(key string) byte {
+		return fuzzIndex(f, orig.KV, key, func(kv gguf.KV) string { return kv.Key })
+	}
+	tensor := func(name string) byte {
+		return fuzzIndex(f, orig.Tensors, name, func(t gguf.TensorInfo) string { return t.Name })
+	}
+	op := func(kind, index byte, v uint64) []byte {
+		return binary.LittleEndian.AppendUint64([]byte{kind, index}, v)
+	}
+	f.Add([]byte{}) // unchanged: loads and generates
+	f.Add(op(fuzzFloat32, kv("llama.attention.layer_norm_rms_epsilon"), uint64(math.Float32bits(-1e-5))))
+	f.Add(op(fuzzFloat32, kv("llama.attention.layer_norm_rms_epsilon"), 0xffffffff)) // NaN
+	f.Add(op(fuzzTensorType, tensor("blk.4.ffn_norm.weight"), uint64(gguf.TensorQ5_1)))
+	f.Add(op(fuzzTensorType, tensor("output_norm.weight"), uint64(gguf.TensorF16)))
+	f.Add(op(fuzzUint32, kv("llama.block_count"), 100000))
+	f.Add(op(fuzzTensorType, tensor("blk.2.attn_k.weight"), uint64(gguf.TensorI8)))
+
+	in, err := os.Open(src)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { in.Close() })
+	f.Fuzz(func(t *testing.T, ops []byte) {
+		g, err := gguf.Open(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		changed := fuzzMutate(g, ops)
+		p := filepath.Join(t.TempDir(), "model.gguf")
+		out, err := os.Create(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = gguf.Write(out, g, func(i int, w io.Writer) error {
+			if !changed[i] {
+				_, err := io.Copy(w, orig.TensorReader(in, i))
+				return err
+			}
+			_, err := io.CopyN(w, zeros{}, int64(g.Tensors[i].Size()))
+			return err
+		})
+		out.Close()
+		if err != nil {
+			return // a file gguf.Write refuses to make
+		}
+		m, err := llama.Load(context.Background(), p)
+		if err != nil {
+			if !errors.Is(err, llama.ErrInvalidModel) && !errors.Is(err, gguf.ErrNotGGUF) {
+				t.Logf("Load: %v", err) // llama.cpp's own refusal
+			}
+			return
+		}
+		defer m.Close()
+		c, err := m.NewContext(llama.WithContextSize(64), llama.WithThreads(1), llama.WithBatchThreads(1))
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		for _, err := range c.Generate(context.Background(), "Once upon a time", greedy(4)...) {
+			if err != nil {
+				break
+			}
+		}
+	})
+}
+
+// The operations of FuzzLoadMetadata, each a kind byte, an index byte
+// (of a key or tensor, modulo their number) and a little-endian uint64.
+const (
+	fuzzUint32     = iota // the key's value becomes a uint32
+	fuzzFloat32           // a float32 of those bits
+	fuzzTruncate          // an array keeps v%len elements
+	fuzzTensorType        // the tensor's type becomes v%40
+	fuzzTensorDim         // one of its dimensions becomes v>>8 (small)
+	fuzzKinds
+)
+
+// fuzzMutate applies ops to f and reports the tensors whose size may have
+// changed.
+func fuzzMutate(f *gguf.File, ops []byte) map[int]bool {
+	changed := map[int]bool{}
+	for ; len(ops) >= 10; ops = ops[10:] {
+		kind, idx, v := ops[0]%fuzzKinds, int(ops[1]), binary.LittleEndian.Uint64(ops[2:10])
+		switch kind {
+		case fuzzUint32, fuzzFloat32, fuzzTruncate:
+			kv := &f.KV[idx%len(f.KV)]
+			switch {
+			case kind == fuzzUint32:
+				kv.Value = gguf.Uint32Value(uint32(v))
+			case kind == fuzzFloat32:
+				kv.Value = gguf.Float32Value(math.Float32frombits(uint32(v)))
+			case kv.Value.IsArray() && kv.Value.Len() > 0:
+				n := int(v % uint64(kv.Value.Len()))
+				switch kv.Value.ElemType() {
+				case gguf.TypeString:
+					kv.Value = gguf.ArrayValue(kv.Value.Strings()[:n])
+				case gguf.TypeFloat32:
+					kv.Value = gguf.ArrayValue(kv.Value.Float32s()[:n])
+				case gguf.TypeInt32:
+					kv.Value = gguf.ArrayValue(kv.Value.Int32s()[:n])
+				}
+			}
+		case fuzzTensorType, fuzzTensorDim:
+			i := idx % len(f.Tensors)
+			t := &f.Tensors[i]
+			if kind == fuzzTensorType {
+				t.Type = gguf.TensorType(v % 40)
+			} else {
+				t.Dims[int(v&0xff)%len(t.Dims)] = (v >> 8) % 4096
+			}
+			changed[i] = true
+		}
+	}
+	return changed
+}
+
+// fuzzIndex is the index of the element of s named name, as an index byte
+// of an operation.
+func fuzzIndex[T any](f *testing.F, s []T, name string, nameOf func(T) string) byte {
+	i := slices.IndexFunc(s, func(e T) bool { return nameOf(e) == name })
+	if i < 0 || i > math.MaxUint8 {
+		f.Fatalf("no %s within the first 256", name)
+	}
+	return byte(i)
+}
+
+// zeros reads as an endless run of zero bytes.
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
+}
