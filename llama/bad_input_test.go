@@ -292,6 +292,21 @@ func TestLoadHostileMetadata(t *testing.T) {
 				}
 			}
 		}},
+		// ggml has no dot product for integer weights: a null call.
+		{"i8 attention weights", func(f *gguf.File) {
+			for i := range f.Tensors {
+				if strings.HasSuffix(f.Tensors[i].Name, "attn_q.weight") {
+					f.Tensors[i].Type = gguf.TensorI8
+				}
+			}
+		}},
+		{"q8_1 output", func(f *gguf.File) {
+			for i := range f.Tensors {
+				if f.Tensors[i].Name == "output.weight" {
+					f.Tensors[i].Type = gguf.TensorQ8_1
+				}
+			}
+		}},
 	}
 	for _, tt := range tests {
 		err := loadErr(t, rewrite(t, tt.mod))

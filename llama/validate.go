@@ -160,9 +160,16 @@ func checkMetadata(f *gguf.File, vocabOnly bool) error {
 	// llama.cpp's converters and quantizer keep one-dimensional tensors
 	// (norm scales, biases) in f32, and ggml's CPU operations that apply
 	// them to activations take no other type: they abort on one.
+	// Matrices are multiplied with the type's dot product, which integer,
+	// f64 and the activation-only q8_1/q8_K types lack: ggml would call a
+	// null function.
 	for _, t := range f.Tensors {
 		if len(t.Dims) == 1 && t.Type != gguf.TensorF32 {
 			return fmt.Errorf("tensor %q is %s: one-dimensional tensors (norms, biases) must be f32", t.Name, t.Type)
+		}
+		switch t.Type {
+		case gguf.TensorQ8_1, gguf.TensorQ8_K, gguf.TensorI8, gguf.TensorI16, gguf.TensorI32, gguf.TensorI64, gguf.TensorF64:
+			return fmt.Errorf("tensor %q is %s, which ggml cannot multiply: weights must be a float or quantized type", t.Name, t.Type)
 		}
 	}
 
