@@ -107,3 +107,56 @@ func ExampleContext_Complete() {
 	// ", there was a little girl named Lily. She loved to play outside"
 	// stop_string  in the park 5 prompt tokens
 }
+
+func ExampleGenerateJSON() {
+	m, err := llama.Load(context.Background(), exampleModel("stories260K.gguf"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer m.Close()
+	c, err := m.NewContext(llama.WithContextSize(512), llama.WithThreads(1))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+
+	// The grammar derived from the type lets the model write nothing else.
+	type character struct {
+		Name string `json:"name" jsonschema:"maxLength=12"`
+		Age  int    `json:"age" jsonschema:"minimum=1,maximum=99"`
+	}
+	v, err := llama.GenerateJSON[character](context.Background(), c, "Once upon a time, there was a little girl named Lily.",
+		llama.WithSampling(llama.WithGreedy()), llama.WithMaxTokens(100))
+	if err != nil {
+		log.Fatal(err)
+	}
+	// A 260K-parameter story model fills the fields as best it can.
+	fmt.Printf("%+v\n", v)
+	// Output: {Name:I can make a Age:30}
+}
+
+func ExampleModel_Embed() {
+	m, err := llama.Load(context.Background(), exampleModel("stories260K.gguf"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer m.Close()
+
+	// stories260K is no embedding model: pool its hidden states.
+	texts := []string{"The cat sat on the mat.", "A cat was sitting on a mat.", "Tom went to the park to play ball."}
+	vecs, err := m.Embed(context.Background(), texts, llama.WithPooling(llama.PoolingMean))
+	if err != nil {
+		log.Fatal(err)
+	}
+	cos := func(a, b []float32) (s float32) { // the vectors have unit length
+		for i := range a {
+			s += a[i] * b[i]
+		}
+		return s
+	}
+	fmt.Println(len(vecs), "vectors of", len(vecs[0]))
+	fmt.Printf("similar %.2f, different %.2f\n", cos(vecs[0], vecs[1]), cos(vecs[0], vecs[2]))
+	// Output:
+	// 3 vectors of 64
+	// similar 0.94, different 0.85
+}

@@ -1,0 +1,69 @@
+package chat_test
+
+import (
+	"context"
+	"fmt"
+	"log"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/llamago/llamago/chat"
+	"github.com/llamago/llamago/llama"
+)
+
+// exampleModel returns the path of a test model: in $LLAMAGO_TEST_MODELS,
+// or ../../shared/models.
+func exampleModel(name string) string {
+	dir := os.Getenv("LLAMAGO_TEST_MODELS")
+	if dir == "" {
+		dir = filepath.Join("..", "..", "shared", "models")
+	}
+	return filepath.Join(dir, name)
+}
+
+func ExampleSession() {
+	m, err := llama.Load(context.Background(), exampleModel("stories260K.gguf"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer m.Close()
+	c, err := m.NewContext(llama.WithContextSize(512), llama.WithThreads(1))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+
+	// The model's own template; stories260K has none, so chatml, as in
+	// llama.cpp. chat.Builtin and chat.ParseTemplate give others.
+	tmpl, err := chat.Resolve(m, "")
+	if err != nil {
+		log.Fatal(err)
+	}
+	s, err := chat.NewSession(c, tmpl, chat.WithSystem("You tell stories."),
+		chat.WithSampling(llama.WithGreedy()), chat.WithMaxTokens(24))
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, msg := range []string{"Tell me about a cat.", "And a dog?"} {
+		var reply strings.Builder
+		for chunk, err := range s.Send(context.Background(), msg) {
+			if err != nil {
+				log.Fatal(err)
+			}
+			reply.WriteString(chunk.Text) // or print it as it comes
+		}
+		fmt.Printf("> %s\n%s\n", msg, strings.TrimSpace(reply.String()))
+	}
+	// The second turn decoded only its new tokens: the rest was cached.
+	st := s.Stats()
+	fmt.Println(len(s.History()), "messages;", st.PromptTokens, "prompt tokens,", st.CachedTokens, "cached")
+	// Output:
+	// > Tell me about a cat.
+	// "Here!" Asked Jolly.
+	// The cat was so e
+	// > And a dog?
+	// "Here!" said the cat.
+	// Timmy was so excited to s
+	// 4 messages; 161 prompt tokens, 108 cached
+}
