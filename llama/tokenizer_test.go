@@ -261,6 +261,22 @@ func TestTokenizerHostileInput(t *testing.T) {
 			}
 		}
 	}
+	// Bytes that decode above U+10FFFF make the pre-tokenizers of BPE and
+	// WordPiece vocabularies throw: an error about the text, not the model,
+	// which goes on working. SentencePiece falls back on byte tokens.
+	for _, vt := range vocabTests {
+		m := loadModel(t, filepath.Join("vocab", vt.file), llama.WithVocabOnly())
+		for _, in := range []string{"\xf4\x90\x80\x80", "ok \xf7\xbf\xbf\xbf ok"} {
+			_, err := m.Tokenize(in, 0)
+			if vt.typ == llama.VocabSPM && err != nil || vt.typ != llama.VocabSPM && !errors.Is(err, llama.ErrInvalidArgument) {
+				t.Errorf("%s: Tokenize(%q): %v", vt.file, in, err)
+			}
+		}
+		if ids, err := m.Tokenize("still fine", 0); err != nil || len(ids) == 0 {
+			t.Errorf("%s: after invalid text, Tokenize: %v, %v", vt.file, ids, err)
+		}
+	}
+
 	// SPM keeps arbitrary bytes through byte-fallback tokens.
 	m := loadModel(t, "vocab/ggml-vocab-llama-spm.gguf", llama.WithVocabOnly())
 	for _, in := range []string{"a\x00b", "\xff\xfe\xfd", "日本\xe8"} {

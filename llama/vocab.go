@@ -8,6 +8,7 @@ import "C"
 
 import (
 	"fmt"
+	"unicode/utf8"
 	"unsafe"
 )
 
@@ -235,6 +236,9 @@ func (m *Model) tokenize(dst []TokenID, text string, flags SpecialTokens) ([]Tok
 			(*C.llama_token)(unsafe.Pointer(unsafe.SliceData(buf))), C.int32_t(len(buf)),
 			C.bool(flags&AddSpecial != 0), C.bool(flags&ParseSpecial != 0), &errbuf[0], C.size_t(len(errbuf))))
 		switch {
+		case errbuf[0] != 0 && !utf8.ValidString(text):
+			// Pre-tokenizers throw on bytes that decode above U+10FFFF.
+			return dst[:start], invalidArg("llama.cpp could not tokenize text that is not valid UTF-8: %s", C.GoString(&errbuf[0]))
 		case errbuf[0] != 0:
 			return dst[:start], fmt.Errorf("%w: %s: llama.cpp could not tokenize the text: %s", ErrInvalidModel, m.path, C.GoString(&errbuf[0]))
 		case got >= 0:
