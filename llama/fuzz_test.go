@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/llamago/llamago/gguf"
 	"github.com/llamago/llamago/llama"
@@ -162,4 +163,39 @@ type zeros struct{}
 func (zeros) Read(p []byte) (int, error) {
 	clear(p)
 	return len(p), nil
+}
+
+// FuzzTokenize tokenizes the fuzzer's text with every conformance
+// vocabulary, with and without special tokens: valid UTF-8 always
+// tokenizes, other bytes tokenize or give ErrInvalidArgument, and what
+// comes back detokenizes.
+func FuzzTokenize(f *testing.F) {
+	var models []*llama.Model
+	for _, vt := range vocabTests {
+		m, err := llama.Load(context.Background(), modelPath(f, filepath.Join("vocab", vt.file)), llama.WithVocabOnly())
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Cleanup(func() { m.Close() })
+		models = append(models, m)
+	}
+	for _, s := range []string{"", "Hello world", " \t\n  ", "\xff\xfe", "\xf4\x90\x80\x80", "日本\xe8", "<s>[INST]</s><|endoftext|>[CLS]", "🦙🦙 a'b 3.14"} {
+		f.Add(s, uint8(0))
+		f.Add(s, uint8(llama.AddSpecial|llama.ParseSpecial))
+	}
+	f.Fuzz(func(t *testing.T, text string, flags uint8) {
+		fl := llama.SpecialTokens(flags) & (llama.AddSpecial | llama.ParseSpecial)
+		for i, m := range models {
+			ids, err := m.Tokenize(text, fl)
+			if err != nil {
+				if utf8.ValidString(text) || !errors.Is(err, llama.ErrInvalidArgument) {
+					t.Errorf("%s: Tokenize(%q, %d): %v", vocabTests[i].file, text, fl, err)
+				}
+				continue
+			}
+			if _, err := m.Detokenize(ids, true, true); err != nil {
+				t.Errorf("%s: Detokenize(Tokenize(%q)): %v", vocabTests[i].file, text, err)
+			}
+		}
+	})
 }
