@@ -5,6 +5,9 @@
 #     module (llama.h, ggml.h, and the ggml sources the AMX kernels need);
 #   - CPU weight repacking (-DGGML_USE_CPU_REPACK), which the module's own
 #     cgo packages leave out;
+#   - -DNDEBUG, which the module sets for ggml but not for libllama: as in
+#     upstream's release builds, llama.cpp's debug assert()s are compiled
+#     out (GGML_ASSERT stays);
 #   - -O3 -march=native (PORTABLE=1 drops -march=native; MARCH=x86-64-v3,
 #     for example, builds for a microarchitecture level instead);
 #   - OpenMP for ggml's CPU threads, as upstream builds it, when the C
@@ -28,7 +31,7 @@ if [ -z "$dir" ]; then
 	dir=$(go list -m -f '{{.Dir}}' github.com/ollama/ollama)
 fi
 ggml="$dir/ml/backend/ggml/ggml"
-cppflags="-I$dir/llama/llama.cpp/include -I$dir/llama/llama.cpp -I$ggml/include -I$ggml/src -I$ggml/src/ggml-cpu -DGGML_USE_CPU_REPACK"
+cppflags="-I$dir/llama/llama.cpp/include -I$dir/llama/llama.cpp -I$ggml/include -I$ggml/src -I$ggml/src/ggml-cpu -DGGML_USE_CPU_REPACK -DNDEBUG"
 opt="-O3"
 ldflags=""
 if [ "${TARGET:-}" = windows ]; then
