@@ -68,3 +68,7 @@ func loadSystemBackends() []BackendLoad { return nil }
 // defaultBackendDirs: the compiled-in ggml loads libraries from the
 // default directories too, which scripts/build-cuda.sh fills.
 const defaultBackendDirs = true
+
+// stateFormatKnown says that checkSequenceState knows this llama.cpp's
+// sequence state layout: the pinned one.
+const stateFormatKnown = true

@@ -103,3 +103,8 @@ func loadSystemBackends() []BackendLoad {
 	}
 	return loads
 }
+
+// stateFormatKnown says that checkSequenceState knows this llama.cpp's
+// sequence state layout: an installed llama.cpp may be another version,
+// whose own checks apply.
+const stateFormatKnown = false

@@ -59,6 +59,8 @@ type modelInfo struct {
 	// specialProblem says why tokenizing with AddSpecial would make
 	// llama.cpp abort ("" if it would not).
 	specialProblem string
+	// memory is the layout of the model's sequence states.
+	memory memoryKind
 }
 
 // SplitMode says how a model is split across several GPUs.
@@ -308,6 +310,14 @@ func (m *Model) readInfo() {
 		// model, whose hyperparameters it does not load.
 		i.nHead = int(C.llama_model_n_head(m.c))
 		i.nHeadKV = int(C.llama_model_n_head_kv(m.c))
+		switch {
+		case bool(C.llama_model_is_hybrid(m.c)):
+			i.memory = memoryHybrid
+		case bool(C.llama_model_is_recurrent(m.c)):
+			i.memory = memoryRecurrent
+		case C.llama_model_n_swa(m.c) > 0:
+			i.memory = memorySWA
+		}
 	}
 	i.nVocab = int32(C.llama_vocab_n_tokens(m.vocab))
 	i.vocabType = VocabType(C.llama_vocab_type(m.vocab))

@@ -14,6 +14,8 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"io"
+	"os"
 	"unsafe"
 )
 
@@ -191,6 +193,11 @@ func (c *Context) loadState(data []byte, seq int) error {
 	if err != nil {
 		return err
 	}
+	if seq >= 0 && stateFormatKnown {
+		if err := checkSequenceState(bytes.NewReader(payload), int64(len(payload)), c.m.info.memory, c.nCtx); err != nil {
+			return err
+		}
+	}
 	var p *C.uint8_t
 	if len(payload) > 0 {
 		p = (*C.uint8_t)(unsafe.Pointer(&payload[0]))
@@ -297,6 +304,9 @@ func (c *Context) LoadSequenceStateFile(path string, seq int) ([]TokenID, error)
 	if err := c.checkSeq(seq, false); err != nil {
 		return nil, err
 	}
+	if err := c.checkSequenceFile(path); err != nil {
+		return nil, err
+	}
 	cpath := C.CString(path)
 	defer C.free(unsafe.Pointer(cpath))
 	tokens := make([]TokenID, c.nCtx)
@@ -308,6 +318,37 @@ func (c *Context) LoadSequenceStateFile(path string, seq int) ([]TokenID, error)
 	tokens = tokens[:n]
 	c.adoptHistory(seq, tokens)
 	return tokens, nil
+}
+
+// checkSequenceFile checks the header of a sequence state file (as
+// llama_state_seq_load_file reads it) and then its state.
+func (c *Context) checkSequenceFile(path string) error {
+	if !stateFormatKnown {
+		return nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	var h [12]byte
+	if _, err := io.ReadFull(f, h[:]); err != nil {
+		return fmt.Errorf("%w: %s is not a sequence state file", ErrStateMismatch, path)
+	}
+	magic, version := binary.LittleEndian.Uint32(h[0:]), binary.LittleEndian.Uint32(h[4:])
+	if magic != C.LLAMA_STATE_SEQ_MAGIC || version != C.LLAMA_STATE_SEQ_VERSION {
+		return fmt.Errorf("%w: %s is not a sequence state file of this llama.cpp (magic %#x, version %d)", ErrStateMismatch, path, magic, version)
+	}
+	n := int64(binary.LittleEndian.Uint32(h[8:]))
+	if n > int64(c.nCtx) || 12+4*n > fi.Size() {
+		return fmt.Errorf("%w: %s holds %d tokens, the context has %d", ErrStateMismatch, path, n, c.nCtx)
+	}
+	off := 12 + 4*n
+	return checkSequenceState(io.NewSectionReader(f, off, fi.Size()-off), fi.Size()-off, c.m.info.memory, c.nCtx)
 }
 
 // adoptHistory records tokens as seq's cached prefix if the cache holds

@@ -1,10 +1,16 @@
 package llama_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/llamago/llamago/llama"
@@ -129,5 +135,88 @@ func TestWholeStateAndFile(t *testing.T) {
 	again, _ := continueText(t, c4, prompt)
 	if again != want {
 		t.Errorf("after LoadState: %q, want %q", again, want)
+	}
+}
+
+// TestSequenceStateFile: a sequence saved to a file in llama.cpp's format
+// continues in another sequence of another context; files that are not
+// such states, or are hostile, are refused and the context goes on working.
+func TestSequenceStateFile(t *testing.T) {
+	m := loadModel(t, "stories260K.gguf")
+	// A sequence state holds every KV stream: the contexts have as many.
+	c1 := newContext(t, m, llama.WithSequences(2))
+	const text = "Once upon a time there was a dog"
+	prompt, _ := m.Tokenize(text, llama.AddSpecial)
+	if _, err := c1.Complete(context.Background(), text, llama.WithMaxTokens(1), llama.WithSampling(llama.WithGreedy())); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "seq.bin")
+	if err := c1.SaveSequenceStateFile(path, 0, prompt); err != nil {
+		t.Fatal(err)
+	}
+	orig, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	more, _ := m.Tokenize(" named Max", 0)
+	next := append(slices.Clone(prompt), more...)
+	want, _ := continueText(t, c1, next)
+
+	c2 := newContext(t, m, llama.WithSequences(2))
+	got, err := c2.LoadSequenceStateFile(path, 1)
+	if err != nil || !slices.Equal(got, prompt) {
+		t.Fatalf("LoadSequenceStateFile: %v, %v; want %v", got, err, prompt)
+	}
+	var out string
+	var st llama.Stats
+	for tok, err := range c2.GenerateTokens(context.Background(), next, llama.WithSequence(1),
+		llama.WithMaxTokens(12), llama.WithSampling(llama.WithGreedy()), llama.WithStats(&st)) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		out += tok.Text
+	}
+	if out != want || st.CachedTokens != len(prompt) {
+		t.Errorf("continued from the file: %q with %d tokens cached, want %q with %d", out, st.CachedTokens, want, len(prompt))
+	}
+
+	bad := func(name, says string, mod func(b []byte) []byte) {
+		t.Helper()
+		p := filepath.Join(t.TempDir(), "bad.bin")
+		if err := os.WriteFile(p, mod(bytes.Clone(orig)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c2.LoadSequenceStateFile(p, 0); !errors.Is(err, llama.ErrStateMismatch) || !strings.Contains(err.Error(), says) {
+			t.Errorf("%s: %v, want ErrStateMismatch saying %q", name, err, says)
+		}
+	}
+	state := 12 + 4*len(prompt) // magic, version, token count, tokens
+	bad("not a state", "not a sequence state", func(b []byte) []byte { return []byte("hello") })
+	bad("wrong magic", "not a sequence state", func(b []byte) []byte { b[0] ^= 1; return b })
+	bad("tokens beyond the file", "holds 1048576 tokens", func(b []byte) []byte { binary.LittleEndian.PutUint32(b[8:], 1<<20); return b })
+	bad("truncated", "could not load", func(b []byte) []byte { return b[:len(b)-7] })
+	// A cell count of billions would make llama.cpp allocate tens of
+	// gigabytes before it checks it.
+	bad("4 billion cells", "4294967280 cells", func(b []byte) []byte { binary.LittleEndian.PutUint32(b[state+4:], 0xfffffff0); return b }) // stream 0 holds sequence 0
+
+	// Random damage: refused or loaded, never a crash.
+	r := rand.New(rand.NewPCG(1, 2))
+	for i := range 300 {
+		b := bytes.Clone(orig)
+		for range 1 + r.IntN(3) {
+			off := r.IntN(min(len(b), state+64))
+			if r.IntN(2) == 0 {
+				off = r.IntN(len(b))
+			}
+			b[off] ^= byte(1 << r.IntN(8))
+		}
+		p := filepath.Join(t.TempDir(), fmt.Sprintf("damaged%d.bin", i))
+		os.WriteFile(p, b, 0o644)
+		c2.LoadSequenceStateFile(p, 0)
+	}
+	// The context still works.
+	c2.ClearMemory()
+	if again, _ := continueText(t, c2, next); again != want {
+		t.Errorf("after the bad files: %q, want %q", again, want)
 	}
 }
