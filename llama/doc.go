@@ -21,7 +21,10 @@
 // Input from callers is checked in Go before it reaches llama.cpp, which
 // aborts the process on much bad input: model files are parsed and
 // validated with package gguf, token and sequence ids are range-checked,
-// batches are bounded by the context's batch size.
+// batches are bounded by the context's batch size, text that llama.cpp's
+// tokenizers or grammar parser throw on becomes an error, and saved
+// states carry a checksum and are walked for sizes before llama.cpp
+// allocates for them.
 //
 // llama.cpp's log goes to a log/slog Logger set with SetLogger; it is
 // discarded by default.
