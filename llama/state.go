@@ -321,11 +321,9 @@ func (c *Context) LoadSequenceStateFile(path string, seq int) ([]TokenID, error)
 }
 
 // checkSequenceFile checks the header of a sequence state file (as
-// llama_state_seq_load_file reads it) and then its state.
+// llama_state_seq_load_file reads it) and then, with the bundled
+// llama.cpp, its state.
 func (c *Context) checkSequenceFile(path string) error {
-	if !stateFormatKnown {
-		return nil
-	}
 	f, err := os.Open(path)
 	if err != nil {
 		return err
@@ -346,6 +344,9 @@ func (c *Context) checkSequenceFile(path string) error {
 	n := int64(binary.LittleEndian.Uint32(h[8:]))
 	if n > int64(c.nCtx) || 12+4*n > fi.Size() {
 		return fmt.Errorf("%w: %s holds %d tokens, the context has %d", ErrStateMismatch, path, n, c.nCtx)
+	}
+	if !stateFormatKnown {
+		return nil
 	}
 	off := 12 + 4*n
 	return checkSequenceState(io.NewSectionReader(f, off, fi.Size()-off), fi.Size()-off, c.m.info.memory, c.nCtx)
