@@ -163,10 +163,14 @@ func rewrite(t *testing.T, mod func(f *gguf.File)) string {
 	return rewriteFile(t, "stories260K.gguf", mod)
 }
 
-// rewriteFile is rewrite for the test model name.
+// rewriteFile is rewrite for the test model name, or the file at an
+// absolute path.
 func rewriteFile(t *testing.T, name string, mod func(f *gguf.File)) string {
 	t.Helper()
-	src := modelPath(t, name)
+	src := name
+	if !filepath.IsAbs(name) {
+		src = modelPath(t, name)
+	}
 	f, err := gguf.Open(src)
 	if err != nil {
 		t.Fatal(err)

@@ -39,8 +39,9 @@ type Context struct {
 	unifiedKV                      bool // one KV stream for all sequences
 	pooling                        Pooling
 
-	outputs []bool    // logits flags of the last decoded batch
-	hist    []history // per sequence: the tokens Generate knows are cached
+	outputs  []bool    // logits flags of the last decoded batch
+	hist     []history // per sequence: the tokens Generate knows are cached
+	adapters []adapterScale // fixed at creation
 	genBuf  *Batch    // Generate's batch, allocated on first use
 
 	lastYield clock.Time // see yield
@@ -129,7 +130,8 @@ func ParseCacheType(s string) (CacheType, error) {
 }
 
 type contextConfig struct {
-	params C.struct_llama_context_params
+	params   C.struct_llama_context_params
+	adapters []adapterScale
 }
 
 // ContextOption configures NewContext. An option not given keeps
@@ -359,6 +361,10 @@ func (m *Model) NewContext(opts ...ContextOption) (*Context, error) {
 	for i := range c.hist {
 		c.hist[i].valid = true
 	}
+	if err := c.applyAdapters(cfg.adapters); err != nil {
+		c.free()
+		return nil, err
+	}
 	m.addChild(c)
 	return c, nil
 }
@@ -383,6 +389,7 @@ func (c *Context) free() bool {
 		c.genBuf.Close()
 	}
 	C.llama_free(c.c)
+	c.releaseAdapters()
 	C.free(unsafe.Pointer(c.abort))
 	c.c, c.abort, c.closed = nil, nil, true
 	return true

@@ -341,8 +341,16 @@ func (m *Model) Close() error {
 		children = append(children, c)
 	}
 	m.childMu.Unlock()
+	// Adapters last, once no context applies them.
 	for _, c := range children {
-		c.closeFromModel()
+		if _, ok := c.(*Adapter); !ok {
+			c.closeFromModel()
+		}
+	}
+	for _, c := range children {
+		if _, ok := c.(*Adapter); ok {
+			c.closeFromModel()
+		}
 	}
 	C.llama_model_free(m.c)
 	m.c, m.vocab, m.closed = nil, nil, true

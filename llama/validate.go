@@ -167,9 +167,8 @@ func checkMetadata(f *gguf.File, vocabOnly bool) error {
 		if len(t.Dims) == 1 && t.Type != gguf.TensorF32 {
 			return fmt.Errorf("tensor %q is %s: one-dimensional tensors (norms, biases) must be f32", t.Name, t.Type)
 		}
-		switch t.Type {
-		case gguf.TensorQ8_1, gguf.TensorQ8_K, gguf.TensorI8, gguf.TensorI16, gguf.TensorI32, gguf.TensorI64, gguf.TensorF64:
-			return fmt.Errorf("tensor %q is %s, which ggml cannot multiply: weights must be a float or quantized type", t.Name, t.Type)
+		if err := checkWeightType(t); err != nil {
+			return err
 		}
 	}
 
@@ -306,4 +305,14 @@ func rwkvUnescape(s string) []byte {
 		}
 	}
 	return out
+}
+
+// checkWeightType refuses a tensor of a type that ggml's CPU backend has
+// no dot product for.
+func checkWeightType(t gguf.TensorInfo) error {
+	switch t.Type {
+	case gguf.TensorQ8_1, gguf.TensorQ8_K, gguf.TensorI8, gguf.TensorI16, gguf.TensorI32, gguf.TensorI64, gguf.TensorF64:
+		return fmt.Errorf("tensor %q is %s, which ggml cannot multiply: weights must be a float or quantized type", t.Name, t.Type)
+	}
+	return nil
 }

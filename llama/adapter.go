@@ -1,0 +1,218 @@
+package llama
+
+/*
+#include <stdlib.h>
+#include "llama.h"
+*/
+import "C"
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+	"sync"
+	"unsafe"
+
+	"github.com/llamago/llamago/gguf"
+)
+
+// Adapter is a LoRA adapter loaded for one Model (a GGUF file with
+// general.type "adapter", as llama.cpp's convert_lora_to_gguf.py writes
+// it). Contexts of the model apply it from their creation, with
+// WithAdapter and a scale of their own; the model's weights are not
+// changed, and other contexts are not affected.
+//
+// Adapters are fixed for a context's life: llama.cpp reuses a decode's
+// graph for the next when the batch has the same shape, without noticing
+// that the adapters changed, so changing them on a live context would go on
+// applying the old ones, or freed ones.
+//
+// Close frees it once no open context applies it; closing the model closes
+// its adapters too.
+type Adapter struct {
+	m    *Model
+	path string
+
+	mu     sync.Mutex
+	c      *C.struct_llama_adapter_lora
+	refs   int // open contexts that apply it
+	closed bool
+}
+
+// LoadAdapter loads a LoRA adapter for m from path. The file is checked
+// as a model file is before llama.cpp reads it; an adapter made for
+// another model (architecture or tensor shapes) gives ErrInvalidModel.
+func (m *Model) LoadAdapter(path string) (*Adapter, error) {
+	if err := validateAdapterFile(path); err != nil {
+		return nil, err
+	}
+	if err := m.rlock(); err != nil {
+		return nil, err
+	}
+	defer m.mu.RUnlock()
+	if m.vocabOnly {
+		return nil, invalidArg("model %s was loaded vocab-only", m.path)
+	}
+	cpath := C.CString(path)
+	defer C.free(unsafe.Pointer(cpath))
+	ac := C.llama_adapter_lora_init(m.c, cpath)
+	if ac == nil {
+		return nil, fmt.Errorf("%w: %s: llama.cpp could not load it as a LoRA adapter of %s (see the log)", ErrInvalidModel, path, m.path)
+	}
+	a := &Adapter{m: m, path: path, c: ac}
+	m.addChild(a)
+	return a, nil
+}
+
+// validateAdapterFile checks an adapter's GGUF structure, kind and tensor
+// types, as validateModelFile does a model's.
+func validateAdapterFile(path string) error {
+	if err := fileExists(path); err != nil {
+		return err
+	}
+	f, err := gguf.Open(path)
+	if err != nil {
+		if errors.Is(err, gguf.ErrNotGGUF) {
+			return fmt.Errorf("llama: %s: %w", path, err)
+		}
+		return fmt.Errorf("%w: %s: %w", ErrInvalidModel, path, err)
+	}
+	if t, _ := f.String("general.type"); t != "adapter" {
+		return fmt.Errorf("%w: %s is not an adapter (general.type %q)", ErrInvalidModel, path, t)
+	}
+	if t, _ := f.String("adapter.type"); t != "lora" {
+		return fmt.Errorf("%w: %s is not a LoRA adapter (adapter.type %q)", ErrInvalidModel, path, t)
+	}
+	for _, t := range f.Tensors {
+		if !strings.HasSuffix(t.Name, ".lora_a") && !strings.HasSuffix(t.Name, ".lora_b") {
+			return fmt.Errorf("%w: %s: tensor %q is not a LoRA matrix", ErrInvalidModel, path, t.Name)
+		}
+		if err := checkWeightType(t); err != nil {
+			return fmt.Errorf("%w: %s: %s", ErrInvalidModel, path, err)
+		}
+	}
+	return nil
+}
+
+// Path is the file the adapter was loaded from.
+func (a *Adapter) Path() string { return a.path }
+
+// Close frees the adapter, at once or when the last open context that
+// applies it is closed; contexts made afterwards cannot apply it. It is
+// safe to call more than once.
+func (a *Adapter) Close() error {
+	if a.close() {
+		a.m.removeChild(a)
+	}
+	return nil
+}
+
+func (a *Adapter) closeFromModel() { a.close() }
+
+func (a *Adapter) close() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.closed {
+		return false
+	}
+	a.closed = true
+	a.freeUnused()
+	return true
+}
+
+// acquire counts one more context applying a, unless a is closed.
+func (a *Adapter) acquire() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.closed {
+		return fmt.Errorf("%w: adapter %s", ErrClosed, a.path)
+	}
+	a.refs++
+	return nil
+}
+
+// release counts one context fewer, and frees a closed adapter no context
+// applies any more.
+func (a *Adapter) release() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.refs--
+	a.freeUnused()
+}
+
+// freeUnused frees a closed adapter no context applies; the caller holds
+// a.mu.
+func (a *Adapter) freeUnused() {
+	if a.closed && a.refs == 0 && a.c != nil {
+		C.llama_adapter_lora_free(a.c)
+		a.c = nil
+	}
+}
+
+// WithAdapter makes the context apply a LoRA adapter of the model with a
+// scale (1: as trained, 0: no effect). Several adapters may be given.
+func WithAdapter(a *Adapter, scale float32) ContextOption {
+	return func(c *contextConfig) error {
+		if err := checkAdapterScale(scale); err != nil {
+			return err
+		}
+		if a == nil {
+			return invalidArg("nil adapter")
+		}
+		c.adapters = append(c.adapters, adapterScale{a, scale})
+		return nil
+	}
+}
+
+type adapterScale struct {
+	a     *Adapter
+	scale float32
+}
+
+func checkAdapterScale(scale float32) error {
+	if math.IsNaN(float64(scale)) || math.IsInf(float64(scale), 0) {
+		return invalidArg("adapter scale %v", scale)
+	}
+	return nil
+}
+
+// Adapters returns the adapters the context applies and their scales.
+func (c *Context) Adapters() map[*Adapter]float32 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make(map[*Adapter]float32, len(c.adapters))
+	for _, as := range c.adapters {
+		out[as.a] = as.scale
+	}
+	return out
+}
+
+// applyAdapters applies the adapters of NewContext's options to the new
+// context c, before its first decode.
+func (c *Context) applyAdapters(adapters []adapterScale) error {
+	for i, as := range adapters {
+		if as.a.m != c.m {
+			return invalidArg("adapter %s was loaded for model %s, not %s", as.a.path, as.a.m.path, c.m.path)
+		}
+		if slices.ContainsFunc(adapters[:i], func(o adapterScale) bool { return o.a == as.a }) {
+			return invalidArg("adapter %s given twice", as.a.path)
+		}
+		if err := as.a.acquire(); err != nil {
+			return err
+		}
+		c.adapters = append(c.adapters, as)
+		C.llama_set_adapter_lora(c.c, as.a.c, C.float(as.scale))
+	}
+	return nil
+}
+
+// releaseAdapters lets the context's adapters go; the caller holds c.mu
+// and has freed the llama.cpp context.
+func (c *Context) releaseAdapters() {
+	for _, as := range c.adapters {
+		as.a.release()
+	}
+	c.adapters = nil
+}
