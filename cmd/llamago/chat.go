@@ -193,7 +193,11 @@ func runChat(ctx context.Context, opts *chatOptions) error {
 	if err := checkCacheTypes(model, &opts.Gen); err != nil {
 		return err
 	}
-	lctx, err := model.NewContext(opts.Gen.contextOptions()...)
+	adapters, err := opts.Gen.LoRA.load(model)
+	if err != nil {
+		return err
+	}
+	lctx, err := model.NewContext(append(opts.Gen.contextOptions(), adapters...)...)
 	if err != nil {
 		return err
 	}

@@ -2,7 +2,9 @@ package main
 
 import (
 	"fmt"
+	"math"
 	"os"
+	"strconv"
 	"strings"
 
 	"github.com/spf13/pflag"
@@ -35,6 +37,7 @@ func addGenerationFlags(f *pflag.FlagSet, o *runOptions) {
 	f.StringVar(&o.CacheTypeV, "cache-type-v", "f16", "KV cache type for V, as --cache-type-k (short -ctv)")
 	f.BoolVar(&o.NoMmap, "no-mmap", false, "read the model into memory instead of mapping it")
 	f.BoolVar(&o.Mlock, "mlock", false, "lock the model in RAM")
+	addLoRAFlags(f, &o.LoRA)
 
 	f.Float32Var(&o.Temp, "temp", 0.8, "temperature (0: greedy)")
 	f.IntVar(&o.TopK, "top-k", 40, "top-k sampling (0: off)")
@@ -77,6 +80,57 @@ func (o *runOptions) contextOptions() []llama.ContextOption {
 		llama.WithFlashAttention(o.flashAttn),
 		llama.WithCacheTypes(o.cacheK, o.cacheV),
 	}
+}
+
+// loraFlags are --lora and --lora-scaled, of run, chat and serve.
+type loraFlags struct {
+	Files  []string // --lora FILE
+	Scaled []string // --lora-scaled FILE:SCALE
+
+	adapters []loraFlag // set by parse
+}
+
+// loraFlag is one adapter and its scale.
+type loraFlag struct {
+	path  string
+	scale float32
+}
+
+func addLoRAFlags(f *pflag.FlagSet, l *loraFlags) {
+	f.StringArrayVar(&l.Files, "lora", nil, "apply a LoRA adapter (GGUF) at scale 1 (repeatable)")
+	f.StringArrayVar(&l.Scaled, "lora-scaled", nil, "apply a LoRA adapter at a scale, FILE:SCALE (repeatable)")
+}
+
+// parse reads the flags into l.adapters.
+func (l *loraFlags) parse() error {
+	l.adapters = nil
+	for _, p := range l.Files {
+		l.adapters = append(l.adapters, loraFlag{p, 1})
+	}
+	for _, v := range l.Scaled {
+		// The last colon: a Windows path has one of its own.
+		i := strings.LastIndexByte(v, ':')
+		scale, err := strconv.ParseFloat(v[i+1:], 32)
+		if i <= 0 || err != nil || math.IsNaN(scale) || math.IsInf(scale, 0) {
+			return usageErrorf("--lora-scaled wants FILE:SCALE with a number for SCALE, not %q", v)
+		}
+		l.adapters = append(l.adapters, loraFlag{v[:i], float32(scale)})
+	}
+	return nil
+}
+
+// load loads the adapters for m (they are closed with it) and returns the
+// context options that apply them.
+func (l *loraFlags) load(m *llama.Model) ([]llama.ContextOption, error) {
+	var opts []llama.ContextOption
+	for _, a := range l.adapters {
+		ad, err := m.LoadAdapter(a.path)
+		if err != nil {
+			return nil, fmt.Errorf("--lora %s: %w", a.path, unprefixed{err})
+		}
+		opts = append(opts, llama.WithAdapter(ad, a.scale))
+	}
+	return opts, nil
 }
 
 // samplerOptions are the sampling options, as the flags set them, with

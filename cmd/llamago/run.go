@@ -39,6 +39,7 @@ type runOptions struct {
 	CacheTypeV   string
 	NoMmap       bool
 	Mlock        bool
+	LoRA         loraFlags
 
 	Temp             float32
 	TopK             int
@@ -133,6 +134,9 @@ func newRunCmd(streams *iostreams, runF func(*runOptions) error) *cobra.Command 
 func (o *runOptions) validate() error {
 	if o.Model == "" {
 		return usageErrorf("--model is required")
+	}
+	if err := o.LoRA.parse(); err != nil {
+		return err
 	}
 	if o.NPredict == 0 || o.NPredict < -1 {
 		return usageErrorf("--n-predict must be -1 (no limit) or positive, not %d", o.NPredict)
@@ -328,7 +332,11 @@ func runRun(ctx context.Context, opts *runOptions) error {
 	if err := checkCacheTypes(model, opts); err != nil {
 		return err
 	}
-	lctx, err := model.NewContext(opts.contextOptions()...)
+	adapters, err := opts.LoRA.load(model)
+	if err != nil {
+		return err
+	}
+	lctx, err := model.NewContext(append(opts.contextOptions(), adapters...)...)
 	if err != nil {
 		return err
 	}

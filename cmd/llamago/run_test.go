@@ -8,10 +8,12 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 
+	"github.com/llamago/llamago/internal/testmodels"
 	"github.com/llamago/llamago/llama"
 )
 
@@ -405,6 +407,56 @@ func TestVerbose(t *testing.T) {
 			strings.Contains(stderr, "llama_model_loader")
 		if logged != verbose || (!verbose && stderr != "") {
 			t.Errorf("verbose %v: stderr %q", verbose, stderr)
+		}
+	}
+}
+
+// TestRunLoRA: --lora and --lora-scaled apply LoRA adapters in run and
+// chat; bad values are usage errors and bad files one-line errors.
+func TestRunLoRA(t *testing.T) {
+	stories := modelPath(t, "stories260K.gguf")
+	lora := testmodels.LoRA(t, "stories260K.gguf", 4, 1)
+	greedy := []string{"run", "-m", stories, "--temp", "0", "-n", "30", "-c", "256", "-t", "1"}
+	run := func(args ...string) string {
+		t.Helper()
+		stdout, stderr, code := cli(t, "", append(append(slices.Clone(greedy), args...), "Once upon a time")...)
+		if code != exitOK {
+			t.Fatalf("run %q: exit %d, %s", args, code, stderr)
+		}
+		return stdout
+	}
+	base := run()
+	adapted := run("--lora", lora)
+	if adapted == base {
+		t.Errorf("--lora: the base model's text %q", adapted)
+	}
+	if got := run("--lora-scaled", lora+":1"); got != adapted {
+		t.Errorf("--lora-scaled FILE:1 = %q, want --lora's %q", got, adapted)
+	}
+	if got := run("--lora-scaled", lora+":0"); got != base {
+		t.Errorf("--lora-scaled FILE:0 = %q, want the base model's %q", got, base)
+	}
+	chatted, _ := chatOK(t, "Hello\n", chatArgs(t, "--lora", lora)...)
+	plain, _ := chatOK(t, "Hello\n", chatArgs(t)...)
+	if chatted == plain {
+		t.Errorf("chat --lora: the base model's reply %q", chatted)
+	}
+
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"--lora-scaled", lora}, exitUsage, "FILE:SCALE"},
+		{[]string{"--lora-scaled", lora + ":x"}, exitUsage, "FILE:SCALE"},
+		{[]string{"--lora-scaled", lora + ":NaN"}, exitUsage, "FILE:SCALE"},
+		{[]string{"--lora", filepath.Join(t.TempDir(), "missing.gguf")}, exitError, "missing.gguf"},
+		{[]string{"--lora", stories}, exitError, "not an adapter"},
+		{[]string{"--lora", testmodels.LoRA(t, "llama-2-tiny-random.gguf", 4, 1)}, exitError, "could not load it as a LoRA adapter"},
+	} {
+		_, stderr, code := cli(t, "", append(append(slices.Clone(greedy), tc.args...), "hi")...)
+		if code != tc.code || !strings.Contains(stderr, tc.want) || strings.Count(strings.TrimSpace(stderr), "\n") != 0 {
+			t.Errorf("%q: exit %d, stderr %q; want exit %d and one line with %q", tc.args, code, stderr, tc.code, tc.want)
 		}
 	}
 }

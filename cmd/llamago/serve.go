@@ -46,6 +46,7 @@ type serveOptions struct {
 	KVUnified    bool
 	NoMmap       bool
 	Mlock        bool
+	LoRA         loraFlags
 
 	Queue           int
 	MaxPromptTokens int
@@ -120,6 +121,7 @@ func newServeCmd(streams *iostreams, runF func(*serveOptions) error) *cobra.Comm
 	f.BoolVar(&opts.KVUnified, "kv-unified", false, "one KV buffer for all slots: less memory for n > 1, slower attention with many slots")
 	f.BoolVar(&opts.NoMmap, "no-mmap", false, "read the model into memory instead of mapping it")
 	f.BoolVar(&opts.Mlock, "mlock", false, "lock the model in RAM")
+	addLoRAFlags(f, &opts.LoRA)
 	f.IntVar(&opts.Queue, "queue", server.DefaultQueueSize, "requests that may wait for a slot (0: none); beyond them requests get 503")
 	f.IntVar(&opts.MaxPromptTokens, "max-prompt-tokens", 0, "most tokens of a prompt (0: the slot's positions less one)")
 	f.IntVar(&opts.MaxTokens, "max-tokens", 0, "most tokens a request may generate, and the default of chat requests (0: the slot's positions)")
@@ -138,6 +140,9 @@ func newServeCmd(streams *iostreams, runF func(*serveOptions) error) *cobra.Comm
 func (o *serveOptions) validate() error {
 	if o.Model == "" {
 		return usageErrorf("--model is required")
+	}
+	if err := o.LoRA.parse(); err != nil {
+		return err
 	}
 	if o.Host == "" {
 		return usageErrorf("--host must not be empty (0.0.0.0 listens on every interface)")
@@ -259,6 +264,10 @@ func runServe(ctx context.Context, opts *serveOptions) error {
 		return err
 	}
 	defer model.Close()
+	adapters, err := opts.LoRA.load(model)
+	if err != nil {
+		return err
+	}
 	if tmpl == nil {
 		tmpl, err = chat.FromModel(model)
 		if errors.Is(err, chat.ErrNoTemplate) {
@@ -286,10 +295,10 @@ func runServe(ctx context.Context, opts *serveOptions) error {
 		UBatchSize:   opts.UBatchSize,
 		Threads:      opts.Threads,
 		BatchThreads: opts.ThreadsBatch,
-		ContextOptions: []llama.ContextOption{
+		ContextOptions: append([]llama.ContextOption{
 			llama.WithFlashAttention(opts.flashAttn),
 			llama.WithCacheTypes(opts.cacheK, opts.cacheV),
-		},
+		}, adapters...),
 		Template:        tmpl,
 		QueueSize:       queue,
 		MaxPromptTokens: opts.MaxPromptTokens,
