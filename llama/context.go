@@ -39,10 +39,10 @@ type Context struct {
 	unifiedKV                      bool // one KV stream for all sequences
 	pooling                        Pooling
 
-	outputs  []bool    // logits flags of the last decoded batch
-	hist     []history // per sequence: the tokens Generate knows are cached
+	outputs  []bool         // logits flags of the last decoded batch
+	hist     []history      // per sequence: the tokens Generate knows are cached
 	adapters []adapterScale // fixed at creation
-	genBuf  *Batch    // Generate's batch, allocated on first use
+	genBuf   *Batch         // Generate's batch, allocated on first use
 
 	lastYield clock.Time // see yield
 }
