@@ -9,6 +9,8 @@
 //   - Model.NewContext makes a *Context: the KV cache and compute buffers
 //     for one or more sequences. A Context serves one goroutine at a time.
 //   - Model.NewSampler makes a *Sampler, a chain of llama.cpp samplers.
+//   - Model.LoadAdapter loads a LoRA *Adapter, which contexts apply from
+//     their creation (WithAdapter).
 //   - Context.Generate streams tokens as an iter.Seq2[Token, error];
 //     Context.Complete collects them. For full control, fill a *Batch and
 //     call Context.Decode, then read Context.Logits or sample.
