@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/llamago/llamago/gguf"
-	"github.com/llamago/llamago/internal/testmodels"
+	"github.com/llamago/llamago/internal/testllama"
 	"github.com/llamago/llamago/llama"
 )
 
@@ -18,7 +18,7 @@ import (
 // closed adapter stays with the contexts that apply it.
 func TestAdapter(t *testing.T) {
 	m := loadModel(t, "stories260K.gguf")
-	lora := testmodels.LoRA(t, "stories260K.gguf", 4, 1)
+	lora := testllama.LoRA(t, "stories260K.gguf", 4, 1)
 	a, err := m.LoadAdapter(lora)
 	if err != nil {
 		t.Fatal(err)
@@ -54,7 +54,7 @@ func TestAdapter(t *testing.T) {
 		t.Errorf("at scale 0.5 the text is another scale's: %q", half)
 	}
 	// Two adapters at once.
-	a2, err := m.LoadAdapter(testmodels.LoRA(t, "stories260K.gguf", 4, 2))
+	a2, err := m.LoadAdapter(testllama.LoRA(t, "stories260K.gguf", 4, 2))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,7 +109,7 @@ func TestAdapter(t *testing.T) {
 // made with it and apply it is safe (run with -race).
 func TestAdapterConcurrentClose(t *testing.T) {
 	m := loadModel(t, "stories260K.gguf")
-	lora := testmodels.LoRA(t, "stories260K.gguf", 4, 1)
+	lora := testllama.LoRA(t, "stories260K.gguf", 4, 1)
 	for range 5 {
 		a, err := m.LoadAdapter(lora)
 		if err != nil {
@@ -143,7 +143,7 @@ func TestAdapterConcurrentClose(t *testing.T) {
 // refused with a clear error, and the model goes on working.
 func TestAdapterBadFiles(t *testing.T) {
 	m := loadModel(t, "stories260K.gguf")
-	lora := testmodels.LoRA(t, "stories260K.gguf", 4, 1)
+	lora := testllama.LoRA(t, "stories260K.gguf", 4, 1)
 	check := func(name, path string, want error, says string) {
 		t.Helper()
 		a, err := m.LoadAdapter(path)
@@ -157,7 +157,7 @@ func TestAdapterBadFiles(t *testing.T) {
 	check("missing", "/nonexistent/lora.gguf", fs.ErrNotExist, "no such file")
 	check("a model", modelPath(t, "stories260K.gguf"), llama.ErrInvalidModel, "not an adapter")
 	check("truncated", modelPath(t, "ollama-test-truncated.gguf"), gguf.ErrNotGGUF, "too short")
-	check("another model's", testmodels.LoRA(t, "llama-2-tiny-random.gguf", 4, 1), llama.ErrInvalidModel, "could not load it")
+	check("another model's", testllama.LoRA(t, "llama-2-tiny-random.gguf", 4, 1), llama.ErrInvalidModel, "could not load it")
 	check("i8 matrices", rewriteFile(t, lora, func(f *gguf.File) {
 		for i := range f.Tensors {
 			f.Tensors[i].Type = gguf.TensorI8

@@ -5,7 +5,7 @@ import (
 	"net/http"
 	"testing"
 
-	"github.com/llamago/llamago/internal/testmodels"
+	"github.com/llamago/llamago/internal/testllama"
 	"github.com/llamago/llamago/llama"
 )
 
@@ -13,7 +13,7 @@ import (
 // what the server generates, as to a context of the package llama.
 func TestAdapterServed(t *testing.T) {
 	m := stories(t)
-	a, err := m.LoadAdapter(testmodels.LoRA(t, "stories260K.gguf", 4, 1))
+	a, err := m.LoadAdapter(testllama.LoRA(t, "stories260K.gguf", 4, 1))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,7 +13,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/llamago/llamago/internal/testmodels"
+	"github.com/llamago/llamago/internal/testllama"
 	"github.com/llamago/llamago/llama"
 )
 
@@ -415,7 +415,7 @@ func TestVerbose(t *testing.T) {
 // chat; bad values are usage errors and bad files one-line errors.
 func TestRunLoRA(t *testing.T) {
 	stories := modelPath(t, "stories260K.gguf")
-	lora := testmodels.LoRA(t, "stories260K.gguf", 4, 1)
+	lora := testllama.LoRA(t, "stories260K.gguf", 4, 1)
 	greedy := []string{"run", "-m", stories, "--temp", "0", "-n", "30", "-c", "256", "-t", "1"}
 	run := func(args ...string) string {
 		t.Helper()
@@ -452,7 +452,7 @@ func TestRunLoRA(t *testing.T) {
 		{[]string{"--lora-scaled", lora + ":NaN"}, exitUsage, "FILE:SCALE"},
 		{[]string{"--lora", filepath.Join(t.TempDir(), "missing.gguf")}, exitError, "missing.gguf"},
 		{[]string{"--lora", stories}, exitError, "not an adapter"},
-		{[]string{"--lora", testmodels.LoRA(t, "llama-2-tiny-random.gguf", 4, 1)}, exitError, "could not load it as a LoRA adapter"},
+		{[]string{"--lora", testllama.LoRA(t, "llama-2-tiny-random.gguf", 4, 1)}, exitError, "could not load it as a LoRA adapter"},
 	} {
 		_, stderr, code := cli(t, "", append(append(slices.Clone(greedy), tc.args...), "hi")...)
 		if code != tc.code || !strings.Contains(stderr, tc.want) || strings.Count(strings.TrimSpace(stderr), "\n") != 0 {

@@ -1,6 +1,7 @@
 // Package testllama opens the test models (package testmodels) with
 // package llama, with the settings the tests of llama and of the packages
-// above it share; everything it opens is closed when the test ends.
+// above it share; everything it opens is closed when the test ends. It
+// also writes the LoRA adapters those tests apply.
 package testllama
 
 import (

@@ -1,4 +1,4 @@
-package testmodels
+package testllama
 
 import (
 	"encoding/binary"
@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/llamago/llamago/gguf"
+	"github.com/llamago/llamago/internal/testmodels"
 )
 
 // LoRA writes a LoRA adapter for the test model name, in llama.cpp's
@@ -20,7 +21,7 @@ import (
 // the model generates. The same seed gives the same file.
 func LoRA(t testing.TB, name string, rank int, seed uint64) string {
 	t.Helper()
-	base, err := gguf.Open(Path(t, name))
+	base, err := gguf.Open(testmodels.Path(t, name))
 	if err != nil {
 		t.Fatal(err)
 	}
