@@ -7,15 +7,12 @@ package llama
 import "C"
 
 import (
-	"errors"
 	"fmt"
 	"math"
 	"slices"
 	"strings"
 	"sync"
 	"unsafe"
-
-	"github.com/llamago/llamago/gguf"
 )
 
 // Adapter is a LoRA adapter loaded for one Model (a GGUF file with
@@ -69,15 +66,9 @@ func (m *Model) LoadAdapter(path string) (*Adapter, error) {
 // validateAdapterFile checks an adapter's GGUF structure, kind and tensor
 // types, as validateModelFile does a model's.
 func validateAdapterFile(path string) error {
-	if err := fileExists(path); err != nil {
-		return err
-	}
-	f, err := gguf.Open(path)
+	f, err := openGGUF(path)
 	if err != nil {
-		if errors.Is(err, gguf.ErrNotGGUF) {
-			return fmt.Errorf("llama: %s: %w", path, err)
-		}
-		return fmt.Errorf("%w: %s: %w", ErrInvalidModel, path, err)
+		return err
 	}
 	if t, _ := f.String("general.type"); t != "adapter" {
 		return fmt.Errorf("%w: %s is not an adapter (general.type %q)", ErrInvalidModel, path, t)

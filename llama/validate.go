@@ -20,21 +20,32 @@ const (
 // tokenizer arrays it trusts. The metadata is checked as llama.cpp will see
 // it, with the overrides applied.
 func validateModelFile(path string, vocabOnly bool, overrides ...kvOverride) error {
-	if err := fileExists(path); err != nil {
-		return err
-	}
-	f, err := gguf.Open(path)
+	f, err := openGGUF(path)
 	if err != nil {
-		if errors.Is(err, gguf.ErrNotGGUF) {
-			return fmt.Errorf("llama: %s: %w", path, err)
-		}
-		return fmt.Errorf("%w: %s: %w", ErrInvalidModel, path, err)
+		return err
 	}
 	applyOverrides(f, overrides)
 	if err := checkMetadata(f, vocabOnly); err != nil {
 		return fmt.Errorf("%w: %s: %s", ErrInvalidModel, path, err)
 	}
 	return nil
+}
+
+// openGGUF reads the metadata of the GGUF file at path, bounded by the
+// file's size; a file that is not GGUF gives ErrNotGGUF, a damaged one
+// ErrInvalidModel.
+func openGGUF(path string) (*gguf.File, error) {
+	if err := fileExists(path); err != nil {
+		return nil, err
+	}
+	f, err := gguf.Open(path)
+	if err != nil {
+		if errors.Is(err, gguf.ErrNotGGUF) {
+			return nil, fmt.Errorf("llama: %s: %w", path, err)
+		}
+		return nil, fmt.Errorf("%w: %s: %w", ErrInvalidModel, path, err)
+	}
+	return f, nil
 }
 
 // applyOverrides sets the metadata overrides in f as llama.cpp reads them:
