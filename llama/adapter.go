@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"unsafe"
+
+	"github.com/llamago/llamago/gguf"
 )
 
 // Adapter is a LoRA adapter loaded for one Model (a GGUF file with
@@ -42,7 +44,7 @@ type Adapter struct {
 // as a model file is before llama.cpp reads it; an adapter made for
 // another model (architecture or tensor shapes) gives ErrInvalidModel.
 func (m *Model) LoadAdapter(path string) (*Adapter, error) {
-	if err := validateAdapterFile(path); err != nil {
+	if err := validateAdapterFile(path, m.path); err != nil {
 		return nil, err
 	}
 	if err := m.rlock(); err != nil {
@@ -63,9 +65,10 @@ func (m *Model) LoadAdapter(path string) (*Adapter, error) {
 	return a, nil
 }
 
-// validateAdapterFile checks an adapter's GGUF structure, kind and tensor
-// types, as validateModelFile does a model's.
-func validateAdapterFile(path string) error {
+// validateAdapterFile checks an adapter's GGUF structure, kind, tensor
+// types and shapes, against the tensors of the model file modelPath, as
+// validateModelFile does a model's.
+func validateAdapterFile(path, modelPath string) error {
 	f, err := openGGUF(path)
 	if err != nil {
 		return err
@@ -76,15 +79,65 @@ func validateAdapterFile(path string) error {
 	if t, _ := f.String("adapter.type"); t != "lora" {
 		return fmt.Errorf("%w: %s is not a LoRA adapter (adapter.type %q)", ErrInvalidModel, path, t)
 	}
+	// llama.cpp reads these with getters that abort on another type.
+	if v, ok := f.Lookup("general.architecture"); ok && v.Type != gguf.TypeString {
+		return fmt.Errorf("%w: %s: general.architecture is %s, not a string", ErrInvalidModel, path, v.Type)
+	}
+	if v, ok := f.Lookup("adapter.lora.alpha"); ok && v.Type != gguf.TypeFloat32 {
+		return fmt.Errorf("%w: %s: adapter.lora.alpha is %s, not a float32", ErrInvalidModel, path, v.Type)
+	}
+	pairs := map[string]*[2]gguf.TensorInfo{}
 	for _, t := range f.Tensors {
-		if !strings.HasSuffix(t.Name, ".lora_a") && !strings.HasSuffix(t.Name, ".lora_b") {
+		base, half, ok := strings.Cut(t.Name, ".lora_")
+		if !ok || (half != "a" && half != "b") {
 			return fmt.Errorf("%w: %s: tensor %q is not a LoRA matrix", ErrInvalidModel, path, t.Name)
 		}
 		if err := checkWeightType(t); err != nil {
 			return fmt.Errorf("%w: %s: %s", ErrInvalidModel, path, err)
 		}
+		if pairs[base] == nil {
+			pairs[base] = new([2]gguf.TensorInfo)
+		}
+		pairs[base][half[0]-'a'] = t
+	}
+	model, err := openGGUF(modelPath)
+	if err != nil {
+		return err
+	}
+	for _, mt := range model.Tensors {
+		p := pairs[mt.Name]
+		if p == nil || p[0].Name == "" || p[1].Name == "" {
+			continue // llama.cpp refuses a missing half itself
+		}
+		if !loraShapesFit(mt.Name, dims4(mt.Dims), dims4(p[0].Dims), dims4(p[1].Dims)) {
+			return fmt.Errorf("%w: %s: LoRA matrices %v and %v do not fit the model's %q, %v", ErrInvalidModel, path, p[0].Dims, p[1].Dims, mt.Name, mt.Dims)
+		}
 	}
 	return nil
+}
+
+// loraShapesFit reports whether a and b are the LoRA matrices of a model
+// tensor w of that name as llama.cpp's graph multiplies them: llama.cpp
+// checks their first two dimensions only, and ggml aborts on the rest.
+func loraShapesFit(name string, w, a, b [4]uint64) bool {
+	for _, d := range append(a[:], b[:]...) {
+		if d == 0 {
+			return false
+		}
+	}
+	if strings.HasSuffix(name, "token_embd.weight") {
+		// Rows of A are looked up by token, then multiplied by B.
+		return a[0] == b[0] && a[1] == w[1] && b[1] == w[0] && a[2] == 1 && a[3] == 1 && b[2] == 1 && b[3] == 1
+	}
+	// A then B, per expert for three-dimensional (expert) weights.
+	return a[0] == w[0] && b[1] == w[1] && a[1] == b[0] && a[2] == w[2] && b[2] == w[2] && a[3] == w[3] && b[3] == w[3]
+}
+
+// dims4 is a tensor's dimensions as ggml's ne: four, 1 past its own.
+func dims4(d []uint64) [4]uint64 {
+	ne := [4]uint64{1, 1, 1, 1}
+	copy(ne[:], d)
+	return ne
 }
 
 // Path is the file the adapter was loaded from.

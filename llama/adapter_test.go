@@ -157,7 +157,7 @@ func TestAdapterBadFiles(t *testing.T) {
 	check("missing", "/nonexistent/lora.gguf", fs.ErrNotExist, "no such file")
 	check("a model", modelPath(t, "stories260K.gguf"), llama.ErrInvalidModel, "not an adapter")
 	check("truncated", modelPath(t, "ollama-test-truncated.gguf"), gguf.ErrNotGGUF, "too short")
-	check("another model's", testllama.LoRA(t, "llama-2-tiny-random.gguf", 4, 1), llama.ErrInvalidModel, "could not load it")
+	check("another model's", testllama.LoRA(t, "llama-2-tiny-random.gguf", 4, 1), llama.ErrInvalidModel, "do not fit the model's")
 	check("i8 matrices", rewriteFile(t, lora, func(f *gguf.File) {
 		for i := range f.Tensors {
 			f.Tensors[i].Type = gguf.TensorI8
@@ -168,7 +168,16 @@ func TestAdapterBadFiles(t *testing.T) {
 	check("a missing half", rewriteFile(t, lora, func(f *gguf.File) { f.Tensors = f.Tensors[1:] }), llama.ErrInvalidModel, "could not load it")
 	check("transposed", rewriteFile(t, lora, func(f *gguf.File) {
 		f.Tensors[0].Dims[0], f.Tensors[0].Dims[1] = f.Tensors[0].Dims[1], f.Tensors[0].Dims[0]
-	}), llama.ErrInvalidModel, "could not load it")
+	}), llama.ErrInvalidModel, "do not fit the model's")
+	// llama.cpp checks two dimensions; ggml would abort on a third.
+	check("three-dimensional", rewriteFile(t, lora, func(f *gguf.File) {
+		f.Tensors[0].Dims = append(f.Tensors[0].Dims, 2)
+	}), llama.ErrInvalidModel, "do not fit the model's")
+	check("token_embd mismatch", rewriteFile(t, lora, func(f *gguf.File) {
+		f.Tensors[0].Name, f.Tensors[1].Name = "token_embd.weight.lora_a", "token_embd.weight.lora_b"
+		f.Tensors[0].Dims = []uint64{4, 512}
+		f.Tensors[1].Dims = []uint64{8, 64} // rank 8 against A's 4
+	}), llama.ErrInvalidModel, "do not fit the model's")
 
 	c := newContext(t, m)
 	if r := mustGenerate(t, c, storiesPrompt, greedy(20)...); !strings.HasPrefix(storiesPrefix, r.text) {

@@ -13,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/llamago/llamago/gguf"
+	"github.com/llamago/llamago/internal/testllama"
 	"github.com/llamago/llamago/llama"
 )
 
@@ -58,23 +59,9 @@ func FuzzLoadMetadata(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		changed := fuzzMutate(g, ops)
-		p := filepath.Join(t.TempDir(), "model.gguf")
-		out, err := os.Create(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		err = gguf.Write(out, g, func(i int, w io.Writer) error {
-			if !changed[i] {
-				_, err := io.Copy(w, orig.TensorReader(in, i))
-				return err
-			}
-			_, err := io.CopyN(w, zeros{}, int64(g.Tensors[i].Size()))
-			return err
-		})
-		out.Close()
-		if err != nil {
-			return // a file gguf.Write refuses to make
+		p, ok := fuzzWrite(t, g, fuzzMutate(g, ops), orig, in)
+		if !ok {
+			return
 		}
 		m, err := llama.Load(context.Background(), p)
 		if err != nil {
@@ -97,6 +84,83 @@ func FuzzLoadMetadata(f *testing.F) {
 	})
 }
 
+// FuzzLoadAdapter changes a LoRA adapter of stories260K as
+// FuzzLoadMetadata changes the model, loads it and generates with it:
+// every change must give an error or a working adapter.
+func FuzzLoadAdapter(f *testing.F) {
+	m, err := llama.Load(context.Background(), modelPath(f, "stories260K.gguf"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { m.Close() })
+	src := testllama.LoRA(f, "stories260K.gguf", 4, 1)
+	orig, err := gguf.Open(src)
+	if err != nil {
+		f.Fatal(err)
+	}
+	in, err := os.Open(src)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { in.Close() })
+	op := func(kind, index byte, v uint64) []byte {
+		return binary.LittleEndian.AppendUint64([]byte{kind, index}, v)
+	}
+	f.Add([]byte{})                                         // unchanged: loads and applies
+	f.Add(op(fuzzTensorRank, 0, 3))                         // lora_a of three dimensions: ggml aborts
+	f.Add(op(fuzzTensorType, 1, uint64(gguf.TensorI8)))     // no dot product for i8
+	f.Add(op(fuzzTensorDim, 0, 1|(8<<8)))                   // rank 8 against B's 4
+	f.Add(op(fuzzFloat32, 3, uint64(math.Float32bits(-1)))) // alpha -1
+	f.Add(op(fuzzUint32, 0, 3))                             // general.architecture a number: llama.cpp's getter aborts
+	f.Add(op(fuzzUint32, 3, 3))                             // so does alpha as an integer
+	f.Fuzz(func(t *testing.T, ops []byte) {
+		g, err := gguf.Open(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, ok := fuzzWrite(t, g, fuzzMutate(g, ops), orig, in)
+		if !ok {
+			return
+		}
+		a, err := m.LoadAdapter(p)
+		if err != nil {
+			return
+		}
+		defer a.Close()
+		c, err := m.NewContext(llama.WithContextSize(64), llama.WithThreads(1), llama.WithAdapter(a, 1))
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		for _, err := range c.Generate(context.Background(), "Once upon a time", greedy(4)...) {
+			if err != nil {
+				break
+			}
+		}
+	})
+}
+
+// fuzzWrite writes g to a temporary file, the tensors in changed as
+// zeros and the others from orig's file in; ok is false for a file
+// gguf.Write refuses to make.
+func fuzzWrite(t *testing.T, g *gguf.File, changed map[int]bool, orig *gguf.File, in *os.File) (path string, ok bool) {
+	path = filepath.Join(t.TempDir(), "fuzz.gguf")
+	out, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	err = gguf.Write(out, g, func(i int, w io.Writer) error {
+		if !changed[i] {
+			_, err := io.Copy(w, orig.TensorReader(in, i))
+			return err
+		}
+		_, err := io.CopyN(w, zeros{}, int64(g.Tensors[i].Size()))
+		return err
+	})
+	return path, err == nil
+}
+
 // The operations of FuzzLoadMetadata, each a kind byte, an index byte
 // (of a key or tensor, modulo their number) and a little-endian uint64.
 const (
@@ -105,6 +169,7 @@ const (
 	fuzzTruncate          // an array keeps v%len elements
 	fuzzTensorType        // the tensor's type becomes v%40
 	fuzzTensorDim         // one of its dimensions becomes v>>8 (small)
+	fuzzTensorRank        // it gets 1+v%4 dimensions, new ones of 2
 	fuzzKinds
 )
 
@@ -133,13 +198,20 @@ func fuzzMutate(f *gguf.File, ops []byte) map[int]bool {
 					kv.Value = gguf.ArrayValue(kv.Value.Int32s()[:n])
 				}
 			}
-		case fuzzTensorType, fuzzTensorDim:
+		case fuzzTensorType, fuzzTensorDim, fuzzTensorRank:
 			i := idx % len(f.Tensors)
 			t := &f.Tensors[i]
-			if kind == fuzzTensorType {
+			switch kind {
+			case fuzzTensorType:
 				t.Type = gguf.TensorType(v % 40)
-			} else {
+			case fuzzTensorDim:
 				t.Dims[int(v&0xff)%len(t.Dims)] = (v >> 8) % 4096
+			default:
+				n := 1 + int(v%4)
+				for len(t.Dims) < n {
+					t.Dims = append(t.Dims, 2)
+				}
+				t.Dims = t.Dims[:n]
 			}
 			changed[i] = true
 		}

@@ -452,7 +452,7 @@ func TestRunLoRA(t *testing.T) {
 		{[]string{"--lora-scaled", lora + ":NaN"}, exitUsage, "FILE:SCALE"},
 		{[]string{"--lora", filepath.Join(t.TempDir(), "missing.gguf")}, exitError, "missing.gguf"},
 		{[]string{"--lora", stories}, exitError, "not an adapter"},
-		{[]string{"--lora", testllama.LoRA(t, "llama-2-tiny-random.gguf", 4, 1)}, exitError, "could not load it as a LoRA adapter"},
+		{[]string{"--lora", testllama.LoRA(t, "llama-2-tiny-random.gguf", 4, 1)}, exitError, "do not fit the model's"},
 	} {
 		_, stderr, code := cli(t, "", append(append(slices.Clone(greedy), tc.args...), "hi")...)
 		if code != tc.code || !strings.Contains(stderr, tc.want) || strings.Count(strings.TrimSpace(stderr), "\n") != 0 {
