@@ -44,7 +44,7 @@ type Adapter struct {
 // as a model file is before llama.cpp reads it; an adapter made for
 // another model (architecture or tensor shapes) gives ErrInvalidModel.
 func (m *Model) LoadAdapter(path string) (*Adapter, error) {
-	if err := validateAdapterFile(path, m.path); err != nil {
+	if err := validateAdapterFile(path, m.info.tensors); err != nil {
 		return nil, err
 	}
 	if err := m.rlock(); err != nil {
@@ -66,9 +66,9 @@ func (m *Model) LoadAdapter(path string) (*Adapter, error) {
 }
 
 // validateAdapterFile checks an adapter's GGUF structure, kind, tensor
-// types and shapes, against the tensors of the model file modelPath, as
-// validateModelFile does a model's.
-func validateAdapterFile(path, modelPath string) error {
+// types and its tensors' shapes against the model's, as validateModelFile
+// does a model's.
+func validateAdapterFile(path string, model map[string][4]uint64) error {
 	f, err := openGGUF(path)
 	if err != nil {
 		return err
@@ -100,17 +100,13 @@ func validateAdapterFile(path, modelPath string) error {
 		}
 		pairs[base][half[0]-'a'] = t
 	}
-	model, err := openGGUF(modelPath)
-	if err != nil {
-		return err
-	}
-	for _, mt := range model.Tensors {
-		p := pairs[mt.Name]
-		if p == nil || p[0].Name == "" || p[1].Name == "" {
-			continue // llama.cpp refuses a missing half itself
+	for name, p := range pairs {
+		w, ok := model[name]
+		if !ok || p[0].Name == "" || p[1].Name == "" {
+			continue // llama.cpp refuses these itself
 		}
-		if !loraShapesFit(mt.Name, dims4(mt.Dims), dims4(p[0].Dims), dims4(p[1].Dims)) {
-			return fmt.Errorf("%w: %s: LoRA matrices %v and %v do not fit the model's %q, %v", ErrInvalidModel, path, p[0].Dims, p[1].Dims, mt.Name, mt.Dims)
+		if !loraShapesFit(name, w, dims4(p[0].Dims), dims4(p[1].Dims)) {
+			return fmt.Errorf("%w: %s: LoRA matrices %v and %v do not fit the model's %q, %v", ErrInvalidModel, path, p[0].Dims, p[1].Dims, name, w)
 		}
 	}
 	return nil

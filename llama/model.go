@@ -61,6 +61,9 @@ type modelInfo struct {
 	specialProblem string
 	// memory is the layout of the model's sequence states.
 	memory memoryKind
+	// tensors are the shapes of the tensors in the model's (first) file,
+	// which LoRA adapters must fit.
+	tensors map[string][4]uint64
 }
 
 // SplitMode says how a model is split across several GPUs.
@@ -210,7 +213,8 @@ func Load(ctx context.Context, path string, opts ...ModelOption) (*Model, error)
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	if err := validateModelFile(path, bool(cfg.params.vocab_only), cfg.overrides...); err != nil {
+	file, err := readModelFile(path, bool(cfg.params.vocab_only), cfg.overrides...)
+	if err != nil {
 		return nil, err
 	}
 
@@ -290,6 +294,10 @@ func Load(ctx context.Context, path string, opts ...ModelOption) (*Model, error)
 	}
 	m := &Model{c: cm, vocab: C.llama_model_get_vocab(cm), path: path, vocabOnly: bool(cfg.params.vocab_only)}
 	m.readInfo()
+	m.info.tensors = make(map[string][4]uint64, len(file.Tensors))
+	for _, t := range file.Tensors {
+		m.info.tensors[t.Name] = dims4(t.Dims)
+	}
 	return m, nil
 }
 

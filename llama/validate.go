@@ -20,15 +20,21 @@ const (
 // tokenizer arrays it trusts. The metadata is checked as llama.cpp will see
 // it, with the overrides applied.
 func validateModelFile(path string, vocabOnly bool, overrides ...kvOverride) error {
+	_, err := readModelFile(path, vocabOnly, overrides...)
+	return err
+}
+
+// readModelFile is validateModelFile, returning the file's metadata.
+func readModelFile(path string, vocabOnly bool, overrides ...kvOverride) (*gguf.File, error) {
 	f, err := openGGUF(path)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	applyOverrides(f, overrides)
 	if err := checkMetadata(f, vocabOnly); err != nil {
-		return fmt.Errorf("%w: %s: %s", ErrInvalidModel, path, err)
+		return nil, fmt.Errorf("%w: %s: %s", ErrInvalidModel, path, err)
 	}
-	return nil
+	return f, nil
 }
 
 // openGGUF reads the metadata of the GGUF file at path, bounded by the
