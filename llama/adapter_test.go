@@ -154,7 +154,7 @@ func TestAdapterBadFiles(t *testing.T) {
 			a.Close()
 		}
 	}
-	check("missing", "/nonexistent/lora.gguf", fs.ErrNotExist, "no such file")
+	check("missing", "/nonexistent/lora.gguf", fs.ErrNotExist, "lora.gguf")
 	check("a model", modelPath(t, "stories260K.gguf"), llama.ErrInvalidModel, "not an adapter")
 	check("truncated", modelPath(t, "ollama-test-truncated.gguf"), gguf.ErrNotGGUF, "too short")
 	check("another model's", testllama.LoRA(t, "llama-2-tiny-random.gguf", 4, 1), llama.ErrInvalidModel, "do not fit the model's")
