@@ -55,11 +55,7 @@ func FuzzLoadMetadata(f *testing.F) {
 	}
 	f.Cleanup(func() { in.Close() })
 	f.Fuzz(func(t *testing.T, ops []byte) {
-		g, err := gguf.Open(src)
-		if err != nil {
-			t.Fatal(err)
-		}
-		p, ok := fuzzWrite(t, g, fuzzMutate(g, ops), orig, in)
+		p, ok := fuzzWrite(t, src, ops, orig, in)
 		if !ok {
 			return
 		}
@@ -114,11 +110,7 @@ func FuzzLoadAdapter(f *testing.F) {
 	f.Add(op(fuzzUint32, 0, 3))                             // general.architecture a number: llama.cpp's getter aborts
 	f.Add(op(fuzzUint32, 3, 3))                             // so does alpha as an integer
 	f.Fuzz(func(t *testing.T, ops []byte) {
-		g, err := gguf.Open(src)
-		if err != nil {
-			t.Fatal(err)
-		}
-		p, ok := fuzzWrite(t, g, fuzzMutate(g, ops), orig, in)
+		p, ok := fuzzWrite(t, src, ops, orig, in)
 		if !ok {
 			return
 		}
@@ -140,10 +132,15 @@ func FuzzLoadAdapter(f *testing.F) {
 	})
 }
 
-// fuzzWrite writes g to a temporary file, the tensors in changed as
-// zeros and the others from orig's file in; ok is false for a file
-// gguf.Write refuses to make.
-func fuzzWrite(t *testing.T, g *gguf.File, changed map[int]bool, orig *gguf.File, in *os.File) (path string, ok bool) {
+// fuzzWrite writes the GGUF file src, changed by ops (see fuzzMutate), to
+// a temporary file: the changed tensors as zeros, the others from orig's
+// file in. ok is false for a file gguf.Write refuses to make.
+func fuzzWrite(t *testing.T, src string, ops []byte, orig *gguf.File, in *os.File) (path string, ok bool) {
+	g, err := gguf.Open(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	changed := fuzzMutate(g, ops)
 	path = filepath.Join(t.TempDir(), "fuzz.gguf")
 	out, err := os.Create(path)
 	if err != nil {
