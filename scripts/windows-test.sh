@@ -77,7 +77,7 @@ winpath() {
 # the go command, which the Wine prefix does not have. Besides, every test
 # that uses t.TempDir fails in its cleanup under Wine 8.0, which
 # scripts/winetest reports apart.
-known='llama\.(TestComplete|TestTokenizerConformance/deepseek-llm|TestTokenizerHostileInput|TestBackendLoadFallback|TestBackendLoadFake)'
+known='llama\.(TestComplete|TestTokenizerConformance/deepseek-llm|TestTokenizerHostileInput|FuzzTokenize|TestBackendLoadFallback|TestBackendLoadFake)'
 pkgs='./llama/ ./server/ ./chat/ ./models/ ./gguf/ ./bench/ ./internal/clock/ ./cmd/llamago/'
 
 echo "== go test -exec $wine -json -run '${tests:-.}' $pkgs"
