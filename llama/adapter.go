@@ -116,11 +116,6 @@ func validateAdapterFile(path string, model map[string][4]uint64) error {
 // tensor w of that name as llama.cpp's graph multiplies them: llama.cpp
 // checks their first two dimensions only, and ggml aborts on the rest.
 func loraShapesFit(name string, w, a, b [4]uint64) bool {
-	for _, d := range append(a[:], b[:]...) {
-		if d == 0 {
-			return false
-		}
-	}
 	if strings.HasSuffix(name, "token_embd.weight") {
 		// Rows of A are looked up by token, then multiplied by B.
 		return a[0] == b[0] && a[1] == w[1] && b[1] == w[0] && a[2] == 1 && a[3] == 1 && b[2] == 1 && b[3] == 1

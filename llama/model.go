@@ -350,15 +350,16 @@ func (m *Model) Close() error {
 	}
 	m.childMu.Unlock()
 	// Adapters last, once no context applies them.
-	for _, c := range children {
-		if _, ok := c.(*Adapter); !ok {
-			c.closeFromModel()
-		}
-	}
+	var adapters []child
 	for _, c := range children {
 		if _, ok := c.(*Adapter); ok {
-			c.closeFromModel()
+			adapters = append(adapters, c)
+			continue
 		}
+		c.closeFromModel()
+	}
+	for _, a := range adapters {
+		a.closeFromModel()
 	}
 	C.llama_model_free(m.c)
 	m.c, m.vocab, m.closed = nil, nil, true
