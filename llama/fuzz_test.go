@@ -67,16 +67,7 @@ func FuzzLoadMetadata(f *testing.F) {
 			return
 		}
 		defer m.Close()
-		c, err := m.NewContext(llama.WithContextSize(64), llama.WithThreads(1), llama.WithBatchThreads(1))
-		if err != nil {
-			return
-		}
-		defer c.Close()
-		for _, err := range c.Generate(context.Background(), "Once upon a time", greedy(4)...) {
-			if err != nil {
-				break
-			}
-		}
+		fuzzGenerate(m)
 	})
 }
 
@@ -119,17 +110,23 @@ func FuzzLoadAdapter(f *testing.F) {
 			return
 		}
 		defer a.Close()
-		c, err := m.NewContext(llama.WithContextSize(64), llama.WithThreads(1), llama.WithAdapter(a, 1))
-		if err != nil {
-			return
-		}
-		defer c.Close()
-		for _, err := range c.Generate(context.Background(), "Once upon a time", greedy(4)...) {
-			if err != nil {
-				break
-			}
-		}
+		fuzzGenerate(m, llama.WithAdapter(a, 1))
 	})
+}
+
+// fuzzGenerate generates a few tokens with m in a small context made with
+// opts; errors are fine, an abort is what the fuzz targets look for.
+func fuzzGenerate(m *llama.Model, opts ...llama.ContextOption) {
+	c, err := m.NewContext(append([]llama.ContextOption{llama.WithContextSize(64), llama.WithThreads(1), llama.WithBatchThreads(1)}, opts...)...)
+	if err != nil {
+		return
+	}
+	defer c.Close()
+	for _, err := range c.Generate(context.Background(), "Once upon a time", greedy(4)...) {
+		if err != nil {
+			break
+		}
+	}
 }
 
 // fuzzWrite writes the GGUF file src, changed by ops (see fuzzMutate), to
