@@ -190,14 +190,7 @@ func runChat(ctx context.Context, opts *chatOptions) error {
 		return err
 	}
 	defer model.Close()
-	if err := checkCacheTypes(model, &opts.Gen); err != nil {
-		return err
-	}
-	adapters, err := opts.Gen.LoRA.load(model)
-	if err != nil {
-		return err
-	}
-	lctx, err := model.NewContext(append(opts.Gen.contextOptions(), adapters...)...)
+	lctx, err := opts.Gen.newContext(model)
 	if err != nil {
 		return err
 	}

@@ -69,6 +69,20 @@ func (o *runOptions) modelOptions() []llama.ModelOption {
 	}, o.GPU.modelOptions()...)
 }
 
+// newContext makes the context of run and chat on m as the flags say: the
+// cache types checked against the model, the LoRA adapters loaded and
+// applied.
+func (o *runOptions) newContext(m *llama.Model) (*llama.Context, error) {
+	if err := checkCacheTypes(m, o); err != nil {
+		return nil, err
+	}
+	adapters, err := o.LoRA.load(m)
+	if err != nil {
+		return nil, err
+	}
+	return m.NewContext(append(o.contextOptions(), adapters...)...)
+}
+
 // contextOptions are the options of the context, as the flags set them.
 func (o *runOptions) contextOptions() []llama.ContextOption {
 	return []llama.ContextOption{

@@ -329,14 +329,7 @@ func runRun(ctx context.Context, opts *runOptions) error {
 		return err
 	}
 	defer model.Close()
-	if err := checkCacheTypes(model, opts); err != nil {
-		return err
-	}
-	adapters, err := opts.LoRA.load(model)
-	if err != nil {
-		return err
-	}
-	lctx, err := model.NewContext(append(opts.contextOptions(), adapters...)...)
+	lctx, err := opts.newContext(model)
 	if err != nil {
 		return err
 	}
