@@ -69,9 +69,31 @@ clean:
 BENCH_DIR   ?= $(HOME)/.cache/llamago/bench
 BENCH_FLAGS ?=
 
-.PHONY: bench bench-cmake
-bench: build
-	$(CGOENV) $(GO) run ./scripts/benchdata -bin bin/llamago -dir $(BENCH_DIR) -models $(MODELS) -doc docs/benchmarks.md $(BENCH_FLAGS)
+.PHONY: bench bench-cmake baseline cmake-deps
+bench: build baseline
+	$(CGOENV) $(GO) run ./scripts/benchdata -bin bin/llamago -baseline bin/llamago-baseline -dir $(BENCH_DIR) -models $(MODELS) -doc docs/benchmarks.md $(BENCH_FLAGS)
+
+# baseline builds bin/llamago-baseline, the out-of-process yardstick of
+# make bench: scripts/baseline/baseline.c, a C program that times pp and
+# tg as llama-bench does, linked with llama.cpp as ggml's CMake builds it
+# from the pinned sources (the libraries of make system-llama).
+baseline: $(SYSTEM_LLAMA)/lib/pkgconfig/llama.pc
+	$$($(GO) env CC) -O2 -o bin/llamago-baseline scripts/baseline/baseline.c \
+		-I$(SYSTEM_LLAMA)/include -L$(SYSTEM_LLAMA)/lib -Wl,-rpath,$(SYSTEM_LLAMA)/lib \
+		-lllama -lggml -lggml-cpu -lggml-base -lm
+
+# CMake builds the system-llama libraries; installed here as root on
+# Debian or Ubuntu, as nlohmann/json is by deps.
+cmake-deps:
+	@if ! command -v $${CMAKE:-cmake} >/dev/null 2>&1; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			echo "cmake-deps: installing cmake"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq cmake; \
+		else \
+			echo "cmake-deps: CMake not found: install CMake 3.18 or newer (apt-get install cmake, or pip install cmake)" >&2; \
+			exit 1; \
+		fi; \
+	fi
 
 # bench-cmake runs the same benchmarks with bin/llamago and with a llamago
 # linked with llama.cpp built by ggml's own CMake from the same sources (the
@@ -117,10 +139,10 @@ gpu-proof-pack: portable
 	cp $(MODELS)/vocab/ggml-vocab-llama-spm.gguf .gl/vocab.gguf
 	du -sh .gl
 
-system-llama:
+system-llama: cmake-deps
 	sh scripts/build-system-llama.sh $(SYSTEM_LLAMA)
 
-$(SYSTEM_LLAMA)/lib/pkgconfig/llama.pc:
+$(SYSTEM_LLAMA)/lib/pkgconfig/llama.pc: | cmake-deps
 	sh scripts/build-system-llama.sh $(SYSTEM_LLAMA)
 
 build-system: deps $(SYSTEM_LLAMA)/lib/pkgconfig/llama.pc

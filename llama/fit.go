@@ -306,9 +306,10 @@ func planFit(m fitModel, devices []Device, p fitParams) (*FitPlan, error) {
 	}
 	nCtx = (max(nCtx, 1) + 255) / 256 * 256
 	nUB := min(max(p.nUBatch, 1), nCtx)
-	// Flash attention: auto resolves to on wherever the backend has the
-	// kernels, which the CPU, CUDA, Metal and Vulkan backends do.
-	fa := p.flashAttn != FlashAttentionOff
+	// Flash attention: auto resolves as NewContext resolves it; with GPUs
+	// to plan for, on, since CUDA, Metal and Vulkan have the kernels.
+	fa := p.flashAttn == FlashAttentionOn ||
+		(p.flashAttn == FlashAttentionAuto && flashAttnWanted(len(gpus) == 0 || p.nGPULayers == 0, p.typeV))
 
 	plan := &FitPlan{
 		Layers:         m.nLayer,

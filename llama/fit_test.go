@@ -104,13 +104,17 @@ func TestPlanFitCPUOnly(t *testing.T) {
 	if p.Layers != 4 || p.ContextSize != 256 || p.GPULayers != 0 || p.MaxGPULayers != -1 || !p.Fits {
 		t.Errorf("plan %+v", p)
 	}
-	if p.CacheTypeK != "f16" || p.CacheTypeV != "f16" || !p.FlashAttention || p.SplitMode != "layer" {
+	// Auto flash attention is off with the attention on the CPU, as
+	// NewContext resolves it.
+	if p.CacheTypeK != "f16" || p.CacheTypeV != "f16" || p.FlashAttention || p.SplitMode != "layer" {
 		t.Errorf("plan %+v", p)
 	}
 	checkShares(t, p, share{"CPU", 4, true, true, fitEmbdBytes + 4*fitLayerBytes + fitOutputBytes, 4 * fitKVPerLayer, true, true})
-	// The CPU's compute buffer: the logits of 256 tokens (the micro-batch
-	// is capped by the context) and the input embeddings.
-	if c := p.Devices[0].Compute; c != 4*256*(1000+64)+4*256*2*64 {
+	// The CPU's compute buffer: a layer's, larger than the logits of 256
+	// tokens (the micro-batch is capped by the context): the feed-forward
+	// and residual stream plus, without flash attention, the scores of 8
+	// heads over 256 cells; and the input embeddings.
+	if c := p.Devices[0].Compute; c != 4*256*(2*64+2*128)+4*256*8*256+4*256*2*64 {
 		t.Errorf("CPU compute %d", c)
 	}
 }

@@ -31,6 +31,7 @@ type Model struct {
 
 	path      string
 	vocabOnly bool
+	onCPU     bool // no layer on a GPU: attention runs on the CPU
 	info      modelInfo
 
 	childMu  sync.Mutex
@@ -292,7 +293,8 @@ func Load(ctx context.Context, path string, opts ...ModelOption) (*Model, error)
 		}
 		return nil, &LoadError{Path: path, Reason: "llama.cpp could not load the model (see the log for its reason)"}
 	}
-	m := &Model{c: cm, vocab: C.llama_model_get_vocab(cm), path: path, vocabOnly: bool(cfg.params.vocab_only)}
+	m := &Model{c: cm, vocab: C.llama_model_get_vocab(cm), path: path, vocabOnly: bool(cfg.params.vocab_only),
+		onCPU: cfg.params.n_gpu_layers == 0 || !bool(C.llama_supports_gpu_offload())}
 	m.readInfo()
 	m.info.tensors = make(map[string][4]uint64, len(file.Tensors))
 	for _, t := range file.Tensors {

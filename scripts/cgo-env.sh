@@ -10,14 +10,17 @@
 #     out (GGML_ASSERT stays);
 #   - -O3 -march=native (PORTABLE=1 drops -march=native; MARCH=x86-64-v3,
 #     for example, builds for a microarchitecture level instead);
-#   - OpenMP for ggml's CPU threads, as upstream builds it, when the C
-#     compiler supports -fopenmp (LLAMAGO_OPENMP=0 turns it off).
+#   - no OpenMP: ggml's CPU threads come from a threadpool that each
+#     llama.Context owns (llama/threadpool.go), so that they do not depend
+#     on which OS thread a goroutine calls Decode from. LLAMAGO_OPENMP=1
+#     builds with OpenMP instead, as upstream's CMake does, when the C
+#     compiler supports -fopenmp (docs/benchmarks.md measures both).
 #
 # TARGET=windows prints the environment of a cross-compilation for
 # Windows x86-64 with Debian's MinGW-w64 (packages gcc-mingw-w64-x86-64-posix
 # and g++-mingw-w64-x86-64-posix): GOOS, GOARCH, CC and CXX too, -march=x86-64-v3
 # (AVX2; MARCH=... picks another level, PORTABLE=1 none) instead of native,
-# and OpenMP linked statically, so that llamago.exe needs no MinGW DLLs.
+# and everything linked statically, so that llamago.exe needs no MinGW DLLs.
 # See docs/windows.md.
 #
 # Use it from any module that imports the package:
@@ -46,7 +49,8 @@ if [ "${TARGET:-}" = windows ]; then
 	if [ "${PORTABLE:-0}" != 1 ]; then
 		opt="$opt -march=${MARCH:-x86-64-v3}"
 	fi
-	if [ "${LLAMAGO_OPENMP:-1}" != 0 ]; then
+	ldflags="-static"
+	if [ "${LLAMAGO_OPENMP:-0}" = 1 ]; then
 		probe=$(mktemp -d)
 		printf '#include <omp.h>\nint main(void){return omp_get_max_threads() > 0 ? 0 : 1;}\n' >"$probe/omp.c"
 		if $cc -fopenmp -static "$probe/omp.c" -o "$probe/omp.exe" >/dev/null 2>&1; then
@@ -77,7 +81,7 @@ else
 	if [ "${PORTABLE:-0}" != 1 ]; then
 		opt="$opt -march=${MARCH:-native}"
 	fi
-	if [ "${LLAMAGO_OPENMP:-1}" != 0 ]; then
+	if [ "${LLAMAGO_OPENMP:-0}" = 1 ]; then
 		cc=$(go env CC)
 		probe=$(mktemp -d)
 		printf '#include <omp.h>\nint main(void){return omp_get_max_threads() > 0 ? 0 : 1;}\n' >"$probe/omp.c"

@@ -29,8 +29,8 @@
 # module version (llamago_ggml_source, scripts/cuda/stamp.c). Linux on
 # x86-64 only: see docs/portable.md for arm64 and Windows.
 #
-# Environment: CC and CXX (default: go env CC / CXX), LLAMAGO_OPENMP=0 to
-# build without OpenMP (as scripts/cgo-env.sh), CFLAGS_EXTRA.
+# Environment: CC and CXX (default: go env CC / CXX), LLAMAGO_OPENMP=1 to
+# build with OpenMP (as scripts/cgo-env.sh), CFLAGS_EXTRA.
 set -eu
 
 out=bin
@@ -113,7 +113,7 @@ cppflags="$cppflags -DNDEBUG -D_GNU_SOURCE -DGGML_USE_LLAMAFILE -DGGML_USE_CPU_R
 cppflags="$cppflags -DGGML_BACKEND_DL -DGGML_BACKEND_BUILD -DGGML_BACKEND_SHARED"
 common="-O3 -fPIC -fvisibility=hidden ${CFLAGS_EXTRA:-}"
 ldomp=""
-if [ "${LLAMAGO_OPENMP:-1}" != 0 ]; then
+if [ "${LLAMAGO_OPENMP:-0}" = 1 ]; then
 	probe=$(mktemp -d)
 	printf '#include <omp.h>\nint main(void){return omp_get_max_threads() > 0 ? 0 : 1;}\n' >"$probe/omp.c"
 	if $cc -fopenmp "$probe/omp.c" -o "$probe/omp" >/dev/null 2>&1; then

@@ -73,7 +73,7 @@ var (
 	benchDefaultBatch  = []int{2048}
 	benchDefaultUBatch = []int{512}
 	benchDefaultNGL    = []int{99}
-	benchDefaultFA     = []llama.FlashAttention{llama.FlashAttentionAuto}
+	benchDefaultFA     = []llama.FlashAttention{llama.FlashAttentionOff} // llama-bench's -fa 0
 	benchDefaultCache  = []llama.CacheType{llama.CacheF16}
 	benchDefaultMmap   = []bool{true}
 )
@@ -137,7 +137,7 @@ func newBenchCmd(streams *iostreams, runF func(*benchOptions) error) *cobra.Comm
 	list(&opts.SplitMode, "split-mode", "", "list", "how to split the model across GPUs: none, layer or row (short -sm; default layer)")
 	list(&opts.MainGPU, "main-gpu", "", "list", "the GPU of --split-mode none (short -mg; default 0)")
 	list(&opts.TSplit, "tensor-split", "", "list", "proportions of the model per GPU separated by /, e.g. 3/1 (short -ts; default: by free memory)")
-	list(&opts.FlashAttn, "flash-attn", "", "list", "flash attention: on, off, auto, or 1, 0, -1 (short -fa; default auto)")
+	list(&opts.FlashAttn, "flash-attn", "", "list", "flash attention: on, off, auto, or 1, 0, -1 (short -fa; default off, as llama-bench)")
 	list(&opts.CacheTypeK, "cache-type-k", "", "list", "K cache types: "+cacheTypeNames+" (short -ctk; default f16)")
 	list(&opts.CacheTypeV, "cache-type-v", "", "list", "V cache types, as --cache-type-k (short -ctv; default f16)")
 	list(&opts.Mmap, "mmap", "", "list", "memory-map the model file: 1 or 0 (short -mmp; default 1)")
@@ -205,7 +205,8 @@ func (o *benchOptions) validate() error {
 		}
 		o.fa = append(o.fa, fa)
 	}
-	if len(o.fa) == 0 {
+	faDefault := len(o.fa) == 0
+	if faDefault {
 		o.fa = benchDefaultFA
 	}
 	cacheTypes := func(flag string, vals []string) ([]llama.CacheType, error) {
@@ -238,6 +239,9 @@ func (o *benchOptions) validate() error {
 	}
 	if len(o.mmap) == 0 {
 		o.mmap = benchDefaultMmap
+	}
+	if faDefault && slices.ContainsFunc(o.typeV, quantized) {
+		o.fa = []llama.FlashAttention{llama.FlashAttentionOn} // what a quantized V cache needs
 	}
 	for _, fa := range o.fa {
 		for _, t := range o.typeV {

@@ -58,7 +58,7 @@ func TestBenchFlags(t *testing.T) {
 	}
 	defaults := parsed{
 		models: []string{"m.gguf"}, nPrompt: []int{512}, nGen: []int{128}, threads: []int{nt},
-		batch: []int{2048}, ubatch: []int{512}, ngl: []int{99}, fa: []llama.FlashAttention{auto},
+		batch: []int{2048}, ubatch: []int{512}, ngl: []int{99}, fa: []llama.FlashAttention{off},
 		typeK: []llama.CacheType{f16}, typeV: []llama.CacheType{f16}, mmap: []bool{true}, reps: 5, output: "md",
 		instances: 2, params: []string{"n_threads"},
 	}
@@ -89,7 +89,8 @@ func TestBenchFlags(t *testing.T) {
 			p.threads, p.batch, p.ubatch, p.ngl = []int{1}, []int{8, 16, 32}, []int{4}, []int{-1}
 			p.typeK, p.typeV, p.reps, p.output = []llama.CacheType{q8}, []llama.CacheType{q8}, 3, "csv"
 			p.instances = 2 * 3 * (4 + 2) // tg0 is no test
-			p.params = []string{"n_threads", "n_batch", "n_ubatch", "type_k", "type_v"}
+			p.fa = []llama.FlashAttention{auto}
+			p.params = []string{"n_threads", "n_batch", "n_ubatch", "type_k", "type_v", "flash_attn"}
 			if nt == 1 {
 				p.params = []string{"n_threads", "n_batch", "n_ubatch", "type_k", "type_v"}
 			}
@@ -118,6 +119,10 @@ func TestBenchFlags(t *testing.T) {
 		{name: "bad flash-attn", args: []string{"-m", "m", "-fa", "maybe"}, wantErr: `--flash-attn: "maybe"`},
 		{name: "bad cache type", args: []string{"-m", "m", "-ctk", "q9_0"}, wantErr: `--cache-type-k: unknown cache type "q9_0"`},
 		{name: "bad mmap", args: []string{"-m", "m", "-mmp", "2"}, wantErr: `--mmap: "2" is not 1 or 0`},
+		{name: "quantized V turns the default flash attention on", args: []string{"-m", "m.gguf", "-ctv", "q8_0"}, want: func(p *parsed) {
+			p.typeV, p.fa = []llama.CacheType{q8}, []llama.FlashAttention{on}
+			p.params = append(p.params, "type_v", "flash_attn")
+		}},
 		{name: "quantized V without flash attention", args: []string{"-m", "m", "-fa", "on,off", "-ctv", "q8_0"}, wantErr: "needs flash attention"},
 		{name: "plot format", args: []string{"-m", "m", "--plot", "x.pdf"}, wantErr: "--plot"},
 		{name: "nothing to run", args: []string{"-m", "m", "-p", "0", "-n", "0"}, wantErr: "no test to run"},

@@ -44,6 +44,7 @@ var (
 	prepFlag   = flag.Bool("prepare", false, "only synthesize and quantize the models")
 	renderFlag = flag.Bool("render", false, "rewrite -doc from the results of the last run in -dir, measuring nothing")
 	cmakeFlag  = flag.String("cmake", "", "instead: compare -bin with this llamago, linked with llama.cpp built by ggml's CMake (make bench-cmake), and rewrite the document's cmake section")
+	baseFlag   = flag.String("baseline", "", "also compare -bin with this llamago-baseline (scripts/baseline), process by process, in the document's baseline section")
 )
 
 func defaultDir() string {
@@ -126,16 +127,12 @@ func run(ctx context.Context) error {
 	plan := runs(*quickFlag)
 	resDir := filepath.Join(*dirFlag, "results")
 	if *cmakeFlag != "" {
-		if !*renderFlag {
-			if err := measureCMake(ctx, resDir); err != nil {
-				return err
-			}
-		}
-		t, err := cmakeTable(resDir)
-		if err != nil {
+		return compare(ctx, cmakeComparison(*cmakeFlag), resDir)
+	}
+	if *baseFlag != "" {
+		if err := compare(ctx, baselineComparison(*baseFlag), resDir); err != nil {
 			return err
 		}
-		return rewrite(*docFlag, map[string]string{"cmake": t})
 	}
 	perRun := map[string][]bench.Result{}
 	var ex extras
@@ -224,6 +221,25 @@ func run(ctx context.Context) error {
 	}
 	logf("wrote %s, %s", *docFlag, plot)
 	return nil
+}
+
+// compare measures a comparison (unless -render) and rewrites its
+// section of the document.
+func compare(ctx context.Context, cmp comparison, resDir string) error {
+	if !*renderFlag {
+		if err := cmp.measure(ctx, resDir); err != nil {
+			return err
+		}
+	}
+	t, err := cmp.table(resDir)
+	if err != nil {
+		return err
+	}
+	if *quickFlag {
+		fmt.Println(t)
+		return nil
+	}
+	return rewrite(*docFlag, map[string]string{cmp.name: t})
 }
 
 // measure prepares the models, runs the plan, the server measurements and

@@ -1,0 +1,55 @@
+package llama
+
+/*
+#include "threadpool.h"
+*/
+import "C"
+
+// threadPoll is how long idle CPU threads poll for the next graph before
+// they sleep, on llama.cpp's scale of 0 to 100 (its --poll): 131072 pause
+// instructions a level, so 4 is some 5 to 15 ms depending on the CPU,
+// about as long as OpenMP's workers spin by default. That is long enough
+// for the gap between two tokens of a generation (the sampler's time) and
+// short enough that idle contexts free their cores soon: at llama.cpp's
+// default of 50 each idle pool kept a core spinning for a fifth of a
+// second after every graph, and a few idle contexts slowed a busy one
+// tenfold on two cores.
+const threadPoll = 4
+
+// setThreads gives the context threadpools of n threads for generation
+// and nBatch for batches (one pool when they are equal), freeing the pools
+// it had. The caller holds c.mu.
+//
+// Without pools of its own, a context's CPU threads depend on the calling
+// OS thread: with OpenMP each thread that starts a computation gets a team
+// of its own, and a goroutine that moves between threads (as goroutines
+// do) leaves teams behind whose workers spin for milliseconds, taking
+// cores from the team at work; without OpenMP ggml starts and joins
+// threads for every graph. A pool owned by the context keeps the same
+// workers whatever thread calls Decode.
+func (c *Context) setThreads(n, nBatch int) {
+	tp := C.llamago_threadpool_new(C.int32_t(n), threadPoll)
+	tpBatch := tp
+	if nBatch != n && tp != nil {
+		tpBatch = C.llamago_threadpool_new(C.int32_t(nBatch), threadPoll)
+	}
+	if tp != nil && tpBatch != nil {
+		C.llama_attach_threadpool(c.c, tp, tpBatch)
+	} else {
+		// No pools from this CPU backend: llama.cpp's own arrangement.
+		C.llama_detach_threadpool(c.c)
+		c.freePools(tp, tpBatch)
+		tp, tpBatch = nil, nil
+	}
+	C.llama_set_n_threads(c.c, C.int32_t(n), C.int32_t(nBatch))
+	c.freePools(c.tp, c.tpBatch)
+	c.tp, c.tpBatch = tp, tpBatch
+}
+
+// freePools frees a generation pool and a batch pool, which may be one.
+func (c *Context) freePools(tp, tpBatch *C.struct_ggml_threadpool) {
+	if tpBatch != tp {
+		C.llamago_threadpool_free(tpBatch)
+	}
+	C.llamago_threadpool_free(tp)
+}
