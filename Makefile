@@ -69,9 +69,14 @@ clean:
 BENCH_DIR   ?= $(HOME)/.cache/llamago/bench
 BENCH_FLAGS ?=
 
-.PHONY: bench bench-cmake baseline cmake-deps
+.PHONY: bench bench-baseline bench-cmake baseline cmake-deps
 bench: build baseline
 	$(CGOENV) $(GO) run ./scripts/benchdata -bin bin/llamago -baseline bin/llamago-baseline -dir $(BENCH_DIR) -models $(MODELS) -doc docs/benchmarks.md $(BENCH_FLAGS)
+
+# bench-baseline runs only make bench's comparison with the C baseline
+# (about 20 minutes on two cores) and rewrites its section.
+bench-baseline: build baseline
+	$(CGOENV) $(GO) run ./scripts/benchdata -bin bin/llamago -baseline bin/llamago-baseline -baseline-only -dir $(BENCH_DIR) -models $(MODELS) -doc docs/benchmarks.md $(BENCH_FLAGS)
 
 # baseline builds bin/llamago-baseline, the out-of-process yardstick of
 # make bench: scripts/baseline/baseline.c, a C program that times pp and

@@ -34,10 +34,9 @@ import (
 //     (-tags llama_system) with the CMake-built libraries: what compiling
 //     llama.cpp through cgo costs or gains.
 type comparison struct {
-	name   string    // the document's section and the results' file prefix
-	sides  [2]string // column labels; side 0 is bin/llamago
-	rounds int
-	cases  []compareCase
+	name  string    // the document's section and the results' file prefix
+	sides [2]string // column labels; side 0 is bin/llamago
+	cases []compareCase
 	// argv is the command line of a case on one side.
 	argv func(side int, c compareCase) []string
 }
@@ -48,7 +47,8 @@ type compareCase struct {
 	name    string // for file names
 	model   string // {{DIR}} and {{MODELS}} are substituted
 	threads int
-	reps    int
+	reps    int // repetitions in a process
+	rounds  int // processes per side
 }
 
 func (c compareCase) modelPath() string {
@@ -66,32 +66,39 @@ func threadCounts() []int {
 }
 
 // baselineCases: stories260K, llama-60m at four types and tinyllama-1.1b
-// at two, at each thread count. The 1.1B files are the slow part (about a
-// minute a process on two cores): two repetitions each.
+// at two, at each thread count. The 1.1B files are the slow part (half a
+// minute to a minute a process on two cores): one repetition, two rounds.
 func baselineCases() []compareCase {
 	type m struct {
-		name, path string
-		reps       int
+		name, path   string
+		reps, rounds int
 	}
-	ms := []m{{"stories260K", "{{MODELS}}/stories260K.gguf", 10}}
+	ms := []m{{"stories260K", "{{MODELS}}/stories260K.gguf", 10, 3}}
 	for _, q := range quants {
-		ms = append(ms, m{"llama-60m-" + q, "{{DIR}}/llama-60m/llama-60m-" + q + ".gguf", 4})
+		ms = append(ms, m{"llama-60m-" + q, "{{DIR}}/llama-60m/llama-60m-" + q + ".gguf", 4, 3})
 	}
 	for _, q := range []string{"Q8_0", "Q4_0"} {
-		ms = append(ms, m{"tinyllama-1.1b-" + q, "{{DIR}}/tinyllama-1.1b/tinyllama-1.1b-" + q + ".gguf", 2})
+		ms = append(ms, m{"tinyllama-1.1b-" + q, "{{DIR}}/tinyllama-1.1b/tinyllama-1.1b-" + q + ".gguf", 1, 2})
 	}
 	var cs []compareCase
 	for _, x := range ms {
 		for _, t := range threadCounts() {
-			cs = append(cs, compareCase{name: x.name + "-t" + strconv.Itoa(t), model: x.path, threads: t, reps: x.reps})
+			cs = append(cs, compareCase{name: x.name + "-t" + strconv.Itoa(t), model: x.path, threads: t, reps: x.reps, rounds: x.rounds})
 		}
 	}
 	return cs
 }
 
 func baselineComparison(bin string) comparison {
+	cases := baselineCases()
+	if *quickFlag {
+		cases = cases[:len(threadCounts())] // stories260K
+		for i := range cases {
+			cases[i].reps, cases[i].rounds = 3, 2
+		}
+	}
 	return comparison{
-		name: "baseline", sides: [2]string{"llamago", "C baseline"}, rounds: 3, cases: baselineCases(),
+		name: "baseline", sides: [2]string{"llamago", "C baseline"}, cases: cases,
 		argv: func(side int, c compareCase) []string {
 			if side == 0 {
 				// llamago bench as a user runs it: its defaults, which
@@ -114,15 +121,15 @@ func baselineComparison(bin string) comparison {
 // cmakeComparison: the tiny model only with one thread, llama-60m at one
 // and two, the 1.1B shape at two.
 func cmakeComparison(bin string) comparison {
-	cases := []compareCase{{"stories260K", "{{MODELS}}/stories260K.gguf", 1, 10}}
+	cases := []compareCase{{"stories260K", "{{MODELS}}/stories260K.gguf", 1, 10, 4}}
 	for _, t := range []int{1, 2} {
 		for _, q := range quants {
-			cases = append(cases, compareCase{fmt.Sprintf("llama-60m-%s-t%d", q, t), "{{DIR}}/llama-60m/llama-60m-" + q + ".gguf", t, 3})
+			cases = append(cases, compareCase{fmt.Sprintf("llama-60m-%s-t%d", q, t), "{{DIR}}/llama-60m/llama-60m-" + q + ".gguf", t, 3, 4})
 		}
 	}
-	cases = append(cases, compareCase{"tinyllama-1.1b-Q4_0", "{{DIR}}/tinyllama-1.1b/tinyllama-1.1b-Q4_0.gguf", 2, 2})
+	cases = append(cases, compareCase{"tinyllama-1.1b-Q4_0", "{{DIR}}/tinyllama-1.1b/tinyllama-1.1b-Q4_0.gguf", 2, 2, 4})
 	return comparison{
-		name: "cmake", sides: [2]string{"cgo build", "CMake build"}, rounds: 4, cases: cases,
+		name: "cmake", sides: [2]string{"cgo build", "CMake build"}, cases: cases,
 		argv: func(side int, c compareCase) []string {
 			b := *binFlag
 			if side == 1 {
@@ -149,15 +156,22 @@ func (cmp comparison) measure(ctx context.Context, resDir string) error {
 		return err
 	}
 	start := time.Now()
-	for round := range cmp.rounds {
+	rounds := 0
+	for _, c := range cmp.cases {
+		rounds = max(rounds, c.rounds)
+	}
+	for round := range rounds {
 		for _, c := range cmp.cases {
+			if round >= c.rounds {
+				continue
+			}
 			order := []int{0, 1}
 			if round%2 == 1 {
 				order = []int{1, 0}
 			}
 			for _, side := range order {
 				argv := cmp.argv(side, c)
-				logf("%s round %d/%d, %s: %s", cmp.name, round+1, cmp.rounds, cmp.sides[side], strings.Join(argv, " "))
+				logf("%s round %d/%d, %s: %s", cmp.name, round+1, c.rounds, cmp.sides[side], strings.Join(argv, " "))
 				var out bytes.Buffer
 				cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 				cmd.Stdout, cmd.Stderr = &out, os.Stderr
@@ -190,7 +204,7 @@ func (cmp comparison) table(resDir string) (string, error) {
 	idx := map[string]*compareRow{}
 	var when time.Time
 	for _, c := range cmp.cases {
-		for round := range cmp.rounds {
+		for round := range c.rounds {
 			for side := range 2 {
 				f, err := os.Open(cmp.file(resDir, c, side, round))
 				if err != nil {
@@ -219,11 +233,11 @@ func (cmp comparison) table(resDir string) (string, error) {
 		}
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "Measured %s on %s, %d rounds of one process per side; t/s are means over the rounds; %s/%s is the geometric mean of the rounds' ratios, with its 95%% confidence interval; spread is the coefficient of variation of t/s between processes.\n\n",
-		when.UTC().Format("2006-01-02 15:04 MST"), cpuModel(), cmp.rounds, cmp.sides[0], cmp.sides[1])
-	fmt.Fprintf(&b, "| model file | test | threads | %s t/s | %s t/s | %s/%s | 95%% interval | spread %s | spread %s |\n",
+	fmt.Fprintf(&b, "Measured %s on %s, in rounds of one process per side; t/s are means over the rounds; %s/%s is the geometric mean of the rounds' ratios, with its 95%% confidence interval; spread is the coefficient of variation of t/s between processes.\n\n",
+		when.UTC().Format("2006-01-02 15:04 MST"), cpuModel(), cmp.sides[0], cmp.sides[1])
+	fmt.Fprintf(&b, "| model file | test | threads | rounds | %s t/s | %s t/s | %s/%s | 95%% interval | spread %s | spread %s |\n",
 		cmp.sides[0], cmp.sides[1], cmp.sides[0], cmp.sides[1], cmp.sides[0], cmp.sides[1])
-	b.WriteString("| :-- | :-- | --: | --: | --: | --: | :-: | --: | --: |\n")
+	b.WriteString("| :-- | :-- | --: | --: | --: | --: | --: | :-: | --: | --: |\n")
 	for _, r := range rows {
 		if len(r.ns[0]) != len(r.ns[1]) {
 			return "", fmt.Errorf("%s %s: %d rounds of %s, %d of %s", r.label, r.test, len(r.ns[0]), cmp.sides[0], len(r.ns[1]), cmp.sides[1])
@@ -237,8 +251,8 @@ func (cmp comparison) table(resDir string) (string, error) {
 		if lo, hi, ok := bench.RatioCI(ratio, r.ns[0], r.ns[1]); ok {
 			interval = fmt.Sprintf("%.3f–%.3f", lo, hi)
 		}
-		fmt.Fprintf(&b, "| %s | %s | %d | %.2f | %.2f | %.3f | %s | %.1f%% | %.1f%% |\n",
-			r.label, r.test, r.threads, bench.Mean(r.ts[0]), bench.Mean(r.ts[1]), ratio, interval, 100*cv(r.ts[0]), 100*cv(r.ts[1]))
+		fmt.Fprintf(&b, "| %s | %s | %d | %d | %.2f | %.2f | %.3f | %s | %.1f%% | %.1f%% |\n",
+			r.label, r.test, r.threads, len(r.ns[0]), bench.Mean(r.ts[0]), bench.Mean(r.ts[1]), ratio, interval, 100*cv(r.ts[0]), 100*cv(r.ts[1]))
 	}
 	return b.String(), nil
 }

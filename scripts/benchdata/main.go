@@ -45,6 +45,7 @@ var (
 	renderFlag = flag.Bool("render", false, "rewrite -doc from the results of the last run in -dir, measuring nothing")
 	cmakeFlag  = flag.String("cmake", "", "instead: compare -bin with this llamago, linked with llama.cpp built by ggml's CMake (make bench-cmake), and rewrite the document's cmake section")
 	baseFlag   = flag.String("baseline", "", "also compare -bin with this llamago-baseline (scripts/baseline), process by process, in the document's baseline section")
+	baseOnly   = flag.Bool("baseline-only", false, "with -baseline: only the comparison")
 )
 
 func defaultDir() string {
@@ -130,7 +131,7 @@ func run(ctx context.Context) error {
 		return compare(ctx, cmakeComparison(*cmakeFlag), resDir)
 	}
 	if *baseFlag != "" {
-		if err := compare(ctx, baselineComparison(*baseFlag), resDir); err != nil {
+		if err := compare(ctx, baselineComparison(*baseFlag), resDir); err != nil || *baseOnly {
 			return err
 		}
 	}
