@@ -118,8 +118,13 @@ func TestEmbedCommand(t *testing.T) {
 				t.Errorf("embedding %d: %d values, norm %v", i, len(e), l2(e))
 			}
 		}
-		if !reflect.DeepEqual(embs[0], embs[2]) {
-			t.Error("the same text embeds differently")
+		// Equal up to the order of float sums: without flash attention
+		// (off on the CPU) a sequence's attention sums run over the
+		// batch's cells, aligned differently for each sequence.
+		for i := range embs[0] {
+			if d := math.Abs(embs[0][i] - embs[2][i]); d > 1e-6 {
+				t.Fatalf("the same text embeds differently: value %d differs by %g", i, d)
+			}
 		}
 
 		stdout, _, code = cli(t, "", "embed", "-m", bert, "-t", "1", "--similarity", "a cat", "a dog", "a cat")
