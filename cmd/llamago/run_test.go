@@ -460,3 +460,73 @@ func TestRunLoRA(t *testing.T) {
 		}
 	}
 }
+
+// TestFlashAttnSpellings: run, chat, serve and bench read -fa with the
+// same spellings (llama.cpp's on, off, auto, 1, 0, -1), and refuse the same
+// values with the same message; run and chat take -s for --seed.
+func TestFlashAttnSpellings(t *testing.T) {
+	parse := map[string]func(t *testing.T, fa string) (llama.FlashAttention, error){
+		"run": func(t *testing.T, fa string) (llama.FlashAttention, error) {
+			var got *runOptions
+			_, err := parseFlags(t, newRunCmd(&iostreams{}, func(o *runOptions) error { got = o; return nil }), "run", "-m", "m", "-fa", fa, "x")
+			if err != nil {
+				return 0, err
+			}
+			return got.flashAttn, nil
+		},
+		"chat": func(t *testing.T, fa string) (llama.FlashAttention, error) {
+			var got *chatOptions
+			_, err := parseFlags(t, newChatCmd(&iostreams{}, func(o *chatOptions) error { got = o; return nil }), "chat", "-m", "m", "-fa", fa)
+			if err != nil {
+				return 0, err
+			}
+			return got.Gen.flashAttn, nil
+		},
+		"serve": func(t *testing.T, fa string) (llama.FlashAttention, error) {
+			var got *serveOptions
+			_, err := parseFlags(t, newServeCmd(&iostreams{}, func(o *serveOptions) error { got = o; return nil }), "serve", "-m", "m", "-fa", fa)
+			if err != nil {
+				return 0, err
+			}
+			return got.flashAttn, nil
+		},
+		"bench": func(t *testing.T, fa string) (llama.FlashAttention, error) {
+			o, err := parseBench(t, "-m", "m", "-fa", fa)
+			if err != nil {
+				return 0, err
+			}
+			if len(o.fa) != 1 {
+				t.Fatalf("bench -fa %s: %v", fa, o.fa)
+			}
+			return o.fa[0], nil
+		},
+	}
+	want := map[string]llama.FlashAttention{
+		"on": llama.FlashAttentionOn, "1": llama.FlashAttentionOn, "true": llama.FlashAttentionOn, "ON": llama.FlashAttentionOn,
+		"off": llama.FlashAttentionOff, "0": llama.FlashAttentionOff, "false": llama.FlashAttentionOff,
+		"auto": llama.FlashAttentionAuto, "-1": llama.FlashAttentionAuto,
+	}
+	for cmd, p := range parse {
+		for s, w := range want {
+			if got, err := p(t, s); err != nil || got != w {
+				t.Errorf("%s -fa %s: %v, %v; want %v", cmd, s, got, err, w)
+			}
+		}
+		_, err := p(t, "2")
+		if err == nil || !strings.Contains(err.Error(), `--flash-attn must be on, off or auto (or 1, 0, -1), not "2"`) {
+			t.Errorf("%s -fa 2: %v", cmd, err)
+		}
+	}
+	if o, err := parseBench(t, "-m", "m", "-fa", "0,1"); err != nil || !slices.Equal(o.fa, []llama.FlashAttention{llama.FlashAttentionOff, llama.FlashAttentionOn}) {
+		t.Errorf("bench -fa 0,1: %v, %v", o, err)
+	}
+
+	var run *runOptions
+	if _, err := parseFlags(t, newRunCmd(&iostreams{}, func(o *runOptions) error { run = o; return nil }), "run", "-m", "m", "-s", "7", "x"); err != nil || run.seed != 7 {
+		t.Errorf("run -s 7: %v, %+v", err, run)
+	}
+	var ch *chatOptions
+	if _, err := parseFlags(t, newChatCmd(&iostreams{}, func(o *chatOptions) error { ch = o; return nil }), "chat", "-m", "m", "-s", "8"); err != nil || ch.Gen.seed != 8 {
+		t.Errorf("chat -s 8: %v, %+v", err, ch)
+	}
+}
