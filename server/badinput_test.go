@@ -56,6 +56,8 @@ func TestBadInput(t *testing.T) {
 		{"bad seed", chat, `{` + msgs + `,"seed":-7}`, 400, "seed", ""},
 		{"logit_bias key", chat, `{` + msgs + `,"logit_bias":{"abc":1}}`, 400, "logit_bias", "invalid_token"},
 		{"logit_bias value", chat, `{` + msgs + `,"logit_bias":{"5":500}}`, 400, "logit_bias", ""},
+		{"repeat_last_n beyond the context", comp, `{"prompt":"a","repeat_last_n":257}`, 400, "repeat_last_n", ""},
+		{"repeat_last_n beyond 32 bits", comp, `{"prompt":"a","repeat_last_n":4294967306}`, 400, "repeat_last_n", ""},
 		{"bad grammar", comp, `{"prompt":"a","grammar":"root ::= ("}`, 400, "grammar", ""},
 		{"grammar and response_format", chat, `{` + msgs + `,"grammar":"root ::= \"a\"","response_format":{"type":"json_object"}}`, 400, "grammar", ""},
 		{"bad response_format", chat, `{` + msgs + `,"response_format":{"type":"yaml"}}`, 400, "response_format.type", ""},

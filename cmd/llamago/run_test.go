@@ -102,6 +102,7 @@ func TestRunFlags(t *testing.T) {
 		{name: "negative min-p", args: []string{"-m", "m", "x", "--min-p", "-0.1"}, wantErr: "--min-p"},
 		{name: "repeat-last-n below -1", args: []string{"-m", "m", "x", "--repeat-last-n", "-2"}, wantErr: "--repeat-last-n"},
 		{name: "mirostat 3", args: []string{"-m", "m", "x", "--mirostat", "3"}, wantErr: "--mirostat must be"},
+		{name: "repeat-last-n too large", args: []string{"-m", "m", "x", "--repeat-last-n", "2000000000"}, wantErr: "--repeat-last-n"},
 		{name: "seed below -1", args: []string{"-m", "m", "x", "--seed", "-2"}, wantErr: "--seed"},
 		{name: "seed above 32 bits", args: []string{"-m", "m", "x", "--seed", "4294967296"}, wantErr: "--seed"},
 		{name: "grammar and grammar-file", args: []string{"-m", "m", "x", "--grammar", "a", "--grammar-file", "b"}, wantErr: "--grammar and --grammar-file"},
