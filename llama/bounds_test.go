@@ -2,6 +2,7 @@ package llama_test
 
 import (
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/llamago/llamago/llama"
@@ -39,4 +40,29 @@ func TestPenaltyWindows(t *testing.T) {
 	if ctx != whole {
 		t.Errorf("window -1 gives\n%q\nwant the context's window's\n%q", ctx, whole)
 	}
+}
+
+// TestContextMemory: a context that cannot fit in the memory available is
+// refused at once with the estimate, before llama.cpp allocates its KV
+// cache (-c 10000000 on stories260K took 6.7 GB for 22 s, then failed on
+// its compute buffers).
+func TestContextMemory(t *testing.T) {
+	m := loadModel(t, "stories260K.gguf")
+	defer llama.SetMemoryAvailable(256 << 20)()
+	c, err := m.NewContext(llama.WithContextSize(10_000_000))
+	if err == nil {
+		c.Close()
+		t.Fatal("a context of 10000000 positions was made in 256 MiB")
+	}
+	// KV: 10000128 positions × 5 layers × 4 KV heads × 8 values × 2 bytes
+	// × K and V = 6.0 GiB; the mask, 6 bytes × 512 × 10000128 = 28.6 GiB.
+	if !errors.Is(err, llama.ErrOutOfMemory) || !strings.Contains(err.Error(), "10000128 positions needs about 34.") ||
+		!strings.Contains(err.Error(), "KV cache 6.0 GiB") || !strings.Contains(err.Error(), "256.0 MiB is available") {
+		t.Errorf("NewContext: %v", err)
+	}
+	c, err = m.NewContext(llama.WithContextSize(2048), llama.WithThreads(1))
+	if err != nil {
+		t.Fatalf("a context of 2048 positions in 256 MiB: %v", err)
+	}
+	c.Close()
 }

@@ -140,7 +140,9 @@ type ContextOption func(*contextConfig) error
 
 // WithContextSize sets n_ctx, the number of positions in the KV cache,
 // shared by all sequences; 0 means the model's trained context. llama.cpp
-// rounds it up to a multiple of 256; ContextSize reports the result.
+// rounds it up to a multiple of 256; ContextSize reports the result. A
+// context whose estimated memory exceeds what is available makes
+// NewContext return ErrOutOfMemory at once.
 func WithContextSize(n int) ContextOption {
 	return func(c *contextConfig) error {
 		if n < 0 || n > 1<<24 {
@@ -335,6 +337,9 @@ func (m *Model) NewContext(opts ...ContextOption) (*Context, error) {
 	// micro-batch does not split evenly across the sequences.
 	if p.embeddings && p.n_seq_max > 1 && p.n_ubatch%p.n_seq_max != 0 {
 		return nil, invalidArg("with embeddings the micro-batch size (%d) must be a multiple of the sequences (%d)", p.n_ubatch, p.n_seq_max)
+	}
+	if err := m.checkContextMemory(p); err != nil {
+		return nil, err
 	}
 	abort := (*C.int32_t)(C.calloc(1, 4))
 	p.abort_callback = C.ggml_abort_callback(C.llamago_abort)

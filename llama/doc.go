@@ -26,7 +26,9 @@
 // batches are bounded by the context's batch size, text that llama.cpp's
 // tokenizers or grammar parser throw on becomes an error, and saved
 // states carry a checksum and are walked for sizes before llama.cpp
-// allocates for them.
+// allocates for them. A context whose KV cache and compute buffers, as
+// the fit planner estimates them, exceed the memory available is refused
+// with ErrOutOfMemory before llama.cpp allocates anything.
 //
 // llama.cpp's log goes to a log/slog Logger set with SetLogger; it is
 // discarded by default.

@@ -38,6 +38,11 @@ var (
 	// ErrInvalidGrammar is returned when a GBNF grammar does not parse.
 	ErrInvalidGrammar = errors.New("llama: invalid grammar")
 
+	// ErrOutOfMemory is returned by NewContext for a context that would
+	// need more memory (its KV cache and compute buffers, estimated as
+	// PlanFit does) than the system and its GPUs have available.
+	ErrOutOfMemory = errors.New("llama: not enough memory")
+
 	// ErrNoLogits is returned when logits are requested for a batch position
 	// that was not marked for output in the last Decode.
 	ErrNoLogits = errors.New("llama: no logits for that batch index")

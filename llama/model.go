@@ -64,6 +64,10 @@ type modelInfo struct {
 	// tensors are the shapes of the tensors in the model's (first) file,
 	// which LoRA adapters must fit.
 	tensors map[string][4]uint64
+	// fit is the fit planner's view of the model, which NewContext
+	// estimates a context's memory with; nil if the planner cannot read
+	// the file.
+	fit *fitModel
 }
 
 // SplitMode says how a model is split across several GPUs.
@@ -297,6 +301,9 @@ func Load(ctx context.Context, path string, opts ...ModelOption) (*Model, error)
 	m.info.tensors = make(map[string][4]uint64, len(file.Tensors))
 	for _, t := range file.Tensors {
 		m.info.tensors[t.Name] = dims4(t.Dims)
+	}
+	if f, err := fitModelOf(file); err == nil && !m.vocabOnly {
+		m.info.fit = &f
 	}
 	return m, nil
 }
