@@ -2,6 +2,7 @@ package llama_test
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -66,3 +67,79 @@ func TestContextMemory(t *testing.T) {
 	}
 	c.Close()
 }
+
+// TestGrammarBounds: grammars that made llama.cpp's parser or sampler
+// grow without end, crash or search for ever are refused with
+// ErrInvalidGrammar before llama.cpp sees them; ordinary ones, recursive
+// and repetitive, still work.
+func TestGrammarBounds(t *testing.T) {
+	m := loadModel(t, "stories260K.gguf", llama.WithVocabOnly())
+	alts := func(n int, alt string) string { return strings.TrimSuffix(strings.Repeat(alt+" | ", n), " | ") }
+	var chain strings.Builder
+	for i := range 3000 {
+		fmt.Fprintf(&chain, "r%d ::= r%d\n", i, i+1)
+	}
+	chain.WriteString("r3000 ::= \"a\"\nroot ::= r0\n")
+	var doubling strings.Builder
+	doubling.WriteString("root ::= d0\n")
+	for i := range 40 {
+		fmt.Fprintf(&doubling, "d%d ::= d%d | d%d\n", i, i+1, i+1)
+	}
+	doubling.WriteString("d40 ::= \"a\"\n")
+	for _, tt := range []struct{ name, grammar, want string }{
+		// llama.cpp expanded it into rules until memory ran out.
+		{"inverted repetition", `root ::= "a"{2,1}`, "repetition {2,1}: the minimum is greater than the maximum"},
+		{"inverted repetition in a group", `root ::= ("a" | "b"){5,4} "c"`, "repetition {5,4}"},
+		{"expansion", `root ::= "` + strings.Repeat("a", 2000) + `"{2000}`, "too large"},
+		{"optional expansion", `root ::= "` + strings.Repeat("ab", 1000) + `"{0,2000}`, "too large"},
+		{"nesting", "root ::= " + strings.Repeat("(", 300) + `"a"` + strings.Repeat(")", 300), "groups nest more than 256 deep"},
+		// A rule that begins with itself through one that can be empty
+		// without an empty alternative: llama.cpp's check misses it and
+		// its search recursed until the stack overflowed.
+		{"hidden left recursion", "root ::= z root | \"b\"\nz ::= y\ny ::= \"a\" |", "left recursion: rule root can begin with itself"},
+		{"left recursion", `root ::= root "a" | "b"`, "left recursion"},
+		{"long chain", chain.String(), "more than 2048 rules begin one another"},
+		// The search for the ways to begin doubled at each level.
+		{"nested optional", `root ::= (("a"?)?){0,60}`, "too many ways for its rules to begin"},
+		{"doubling", doubling.String(), "too many ways for its rules to begin"},
+		{"wide", "root ::= x x\nx ::= " + alts(2000, `"a"`), "too many ways for its rules to continue"},
+		{"ambiguous recursion", "root ::= \"a\" root b | \"x\"\nb ::= \"c\"? | \"d\"?", "ambiguous recursion"},
+	} {
+		s, err := m.NewSampler(llama.WithGrammar(tt.grammar, ""))
+		if err == nil {
+			s.Close()
+			t.Errorf("%s: NewSampler accepted it", tt.name)
+			continue
+		}
+		if !errors.Is(err, llama.ErrInvalidGrammar) || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: %v, want ErrInvalidGrammar with %q", tt.name, err, tt.want)
+		}
+	}
+
+	for name, g := range map[string]string{
+		"right recursion":  `root ::= "(" root ")"? | "x"`,
+		"long repetition":  `root ::= [a-z]{0,2000} "."`,
+		"json":             jsonGrammar,
+		"many alternates":  "root ::= (" + alts(5000, `"abc"`) + `) "."`,
+		"optional chains":  `root ::= ("a"? "b"? "c"?){0,20} "."`,
+		"enum of strings":  "root ::= (" + alts(3000, `"\"value\""`) + ") space\nspace ::= | \" \" | \"\\n\"{1,2} [ \\t]{0,20}",
+		"nested structure": "root ::= item+\nitem ::= \"[\" (item (\",\" item)*)? \"]\" | [0-9]+",
+	} {
+		s, err := m.NewSampler(llama.WithGrammar(g, ""))
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+			continue
+		}
+		s.Close()
+	}
+}
+
+// jsonGrammar is llama.cpp's grammars/json.gbnf, in substance.
+const jsonGrammar = `root   ::= object
+value  ::= object | array | string | number | ("true" | "false" | "null") ws
+object ::= "{" ws ( string ":" ws value ("," ws string ":" ws value)* )? "}" ws
+array  ::= "[" ws ( value ("," ws value)* )? "]" ws
+string ::= "\"" ( [^"\\\x7F\x00-\x1F] | "\\" (["\\bfnrt] | "u" [0-9a-fA-F]{4}) )* "\"" ws
+number ::= ("-"? ([0-9] | [1-9] [0-9]{0,15})) ("." [0-9]+)? ([eE] [-+]? [0-9] [1-9]{0,15})? ws
+ws ::= | " " | "\n" [ \t]{0,20}
+`

@@ -189,6 +189,16 @@ func WithLogitBias(bias map[TokenID]float32) SamplerOption {
 // ErrInvalidGrammar with llama.cpp's parse error. (With an installed
 // llama.cpp, -tags llama_system, the error says less, and llama.cpp prints
 // its parse error to stderr, bypassing SetLogger.)
+//
+// So do grammars whose cost in llama.cpp is out of bounds, measured in Go
+// before llama.cpp sees them: a repetition whose minimum exceeds its
+// maximum, more than about two million elements once repetitions are
+// expanded, groups nested more than 256 deep, left recursion (including
+// through rules that can be empty, which llama.cpp misses), and rules
+// whose ways to begin or continue would take llama.cpp's parser more than
+// about 260000 steps for one character (nested optional items, many
+// alternatives that each lead to many more, recursion that can end in
+// several ways).
 func WithGrammar(gbnf, root string) SamplerOption {
 	return func(c *SamplerConfig) {
 		c.Grammar, c.GrammarRoot, c.GrammarPatterns, c.GrammarTokens = gbnf, root, nil, nil
@@ -451,6 +461,9 @@ func (cfg *SamplerConfig) window(m *Model, n int) int {
 }
 
 func newGrammar(m *Model, cfg *SamplerConfig) (*C.struct_llama_sampler, error) {
+	if err := checkGrammar(cfg.Grammar, cfg.GrammarRoot); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalidGrammar, err)
+	}
 	gs := C.CString(cfg.Grammar)
 	defer C.free(unsafe.Pointer(gs))
 	root := C.CString(cfg.GrammarRoot)

@@ -59,6 +59,10 @@ func TestBadInput(t *testing.T) {
 		{"repeat_last_n beyond the context", comp, `{"prompt":"a","repeat_last_n":257}`, 400, "repeat_last_n", ""},
 		{"repeat_last_n beyond 32 bits", comp, `{"prompt":"a","repeat_last_n":4294967306}`, 400, "repeat_last_n", ""},
 		{"bad grammar", comp, `{"prompt":"a","grammar":"root ::= ("}`, 400, "grammar", ""},
+		// llama.cpp's grammar parser grew without end on the first, and
+		// its grammar sampler overflowed its stack on the second.
+		{"grammar with an inverted repetition", comp, `{"prompt":"a","grammar":"root ::= \"a\"{2,1}"}`, 400, "grammar", ""},
+		{"grammar with hidden left recursion", comp, `{"prompt":"a","grammar":"root ::= z root | \"b\"\nz ::= y\ny ::= \"a\" |"}`, 400, "grammar", ""},
 		{"grammar and response_format", chat, `{` + msgs + `,"grammar":"root ::= \"a\"","response_format":{"type":"json_object"}}`, 400, "grammar", ""},
 		{"bad response_format", chat, `{` + msgs + `,"response_format":{"type":"yaml"}}`, 400, "response_format.type", ""},
 		{"json_schema without schema", chat, `{` + msgs + `,"response_format":{"type":"json_schema","json_schema":{"name":"x"}}}`, 400, "response_format.json_schema.schema", ""},

@@ -341,6 +341,8 @@ func TestRunErrors(t *testing.T) {
 		{"echo of a prompt that fails", []string{"run", "-m", stories, "-c", "64", "--echo", long}, exitError, "does not fit"},
 		{"missing prompt file", []string{"run", "-m", stories, "-f", missing}, exitError, missing},
 		{"missing grammar file", []string{"run", "-m", stories, "--grammar-file", missing, "hi"}, exitError, missing},
+		// llama.cpp's grammar parser grew without end on it.
+		{"inverted repetition", []string{"run", "-m", stories, "--grammar", `root ::= "a"{2,1}`, "hi"}, exitError, "invalid grammar: repetition {2,1}"},
 		{"usage", []string{"run", "-m", stories}, exitUsage, "with --file (see 'llamago run --help')"},
 		{"unknown command", []string{"walk"}, exitUsage, `unknown command "walk"`},
 		{"unknown flag", []string{"run", "-m", stories, "-x", "hi"}, exitUsage, "unknown shorthand flag: 'x'"},
