@@ -3,6 +3,7 @@ package llama_test
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -143,3 +144,80 @@ string ::= "\"" ( [^"\\\x7F\x00-\x1F] | "\\" (["\\bfnrt] | "u" [0-9a-fA-F]{4}) )
 number ::= ("-"? ([0-9] | [1-9] [0-9]{0,15})) ("." [0-9]+)? ([eE] [-+]? [0-9] [1-9]{0,15})? ws
 ws ::= | " " | "\n" [ \t]{0,20}
 `
+
+// TestJSONSchemaBounds: schemas that crashed llama.cpp's converter, made
+// it loop for ever or work out of proportion, or converted to a grammar
+// of those TestGrammarBounds refuses, give ErrInvalidSchema at once.
+func TestJSONSchemaBounds(t *testing.T) {
+	str := func(pattern string) string { return `{"type":"string","pattern":` + strconv.Quote(pattern) + `}` }
+	props := func(n int, required bool) string {
+		var p, r []string
+		for i := range n {
+			p = append(p, fmt.Sprintf(`"p%d":{"type":"integer"}`, i))
+			r = append(r, fmt.Sprintf(`"p%d"`, i))
+		}
+		s := `{"type":"object","properties":{` + strings.Join(p, ",") + `}`
+		if required {
+			s += `,"required":[` + strings.Join(r, ",") + `]`
+		}
+		return s + "}"
+	}
+	var defs []string
+	for i := range 1500 {
+		defs = append(defs, fmt.Sprintf(`"a%d":{"$ref":"#/$defs/a%d"}`, i, i+1))
+	}
+	chain := `{"$ref":"#/$defs/a0","$defs":{` + strings.Join(defs, ",") + `,"a1500":{"type":"integer"}}}`
+	for _, tt := range []struct{ name, schema, want string }{
+		// Segmentation faults in the converter.
+		{"non-capturing group", str("^(?:a)$"), `(?...) groups`},
+		{"named group", str("^(?<n>a)$"), `(?...) groups`},
+		{"lookahead", str("^(?=a)b$"), `(?...) groups`},
+		{"leading quantifier", str("^+[a-z]$"), `'+' at offset 1 has nothing before it to repeat`},
+		{"quantifier in a group", str("^a(*)$"), `'*' at offset 3 has nothing before it`},
+		{"leading repetition", str("^{3}a$"), `'{' at offset 1`},
+		{"reference to itself", `{"allOf":[{"$ref":"#/$defs/a"}],"$defs":{"a":{"$ref":"#/$defs/a"}}}`, `$ref "#/$defs/a" refers to itself`},
+		// Endless loops in the converter.
+		{"stray bracket", str("^a]$"), `unbalanced ']' at offset 2`},
+		{"stray brace", str("^a}b$"), `unbalanced '}' at offset 2`},
+		// Repetitions the grammar parser expanded without end.
+		{"inverted lengths", `{"type":"string","minLength":3,"maxLength":1}`, "minLength 3 is greater than maxLength 1"},
+		{"inverted items", `{"type":"array","items":{"type":"integer"},"minItems":3,"maxItems":2}`, "minItems 3 is greater than maxItems 2"},
+		{"inverted repetition in a pattern", str("^a{2,1}$"), "repetition {2,1}"},
+		{"nested optional pattern", str("^((a?)?){0,60}$"), "too many ways"},
+		// Work out of proportion to the schema.
+		{"optional properties", props(300, false), "an object with 300 optional properties, at most 256"},
+		{"repeated type", `{"type":["object","null","object"],"properties":{"a":{"type":"integer"}}}`, "distinct type names"},
+		{"reference chain", chain, "references"},
+	} {
+		g, err := llama.JSONSchemaGrammar(tt.schema)
+		if err == nil {
+			t.Errorf("%s: converted to %.200q", tt.name, g)
+			continue
+		}
+		if !errors.Is(err, llama.ErrInvalidSchema) || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: %v, want ErrInvalidSchema with %q", tt.name, err, tt.want)
+		}
+	}
+
+	m := loadModel(t, "stories260K.gguf", llama.WithVocabOnly())
+	for name, schema := range map[string]string{
+		"pattern":             str(`^[a-z]{3}(-[0-9]+)*\.(com|org)$`),
+		"required properties": props(2000, true),
+		"optional properties": props(200, false),
+		"lengths":             `{"type":"string","minLength":2,"maxLength":2000}`,
+		"type union":          `{"type":["object","null"],"properties":{"a":{"type":["integer","string"]}}}`,
+		"references":          `{"type":"object","properties":{"a":{"$ref":"#/$defs/p"},"b":{"$ref":"#/$defs/p"}},"$defs":{"p":{"type":"object","properties":{"x":{"$ref":"#/$defs/q"}}},"q":{"type":"array","items":{"type":"number"}}}}`,
+	} {
+		g, err := llama.JSONSchemaGrammar(schema)
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+			continue
+		}
+		s, err := m.NewSampler(llama.WithGrammar(g, ""))
+		if err != nil {
+			t.Errorf("%s: NewSampler: %v", name, err)
+			continue
+		}
+		s.Close()
+	}
+}

@@ -24,9 +24,9 @@
 // aborts the process on much bad input: model files are parsed and
 // validated with package gguf, token and sequence ids are range-checked,
 // batches are bounded by the context's batch size, text that llama.cpp's
-// tokenizers or grammar parser throw on becomes an error, grammars are
-// parsed and measured for the work and memory llama.cpp would spend on
-// them, penalty windows are bounded, and saved
+// tokenizers or grammar parser throw on becomes an error, grammars and
+// JSON Schemas are parsed and measured for the work and memory llama.cpp
+// would spend on them, penalty windows are bounded, and saved
 // states carry a checksum and are walked for sizes before llama.cpp
 // allocates for them. A context whose KV cache and compute buffers, as
 // the fit planner estimates them, exceed the memory available is refused

@@ -341,7 +341,10 @@ func TestRunErrors(t *testing.T) {
 		{"echo of a prompt that fails", []string{"run", "-m", stories, "-c", "64", "--echo", long}, exitError, "does not fit"},
 		{"missing prompt file", []string{"run", "-m", stories, "-f", missing}, exitError, missing},
 		{"missing grammar file", []string{"run", "-m", stories, "--grammar-file", missing, "hi"}, exitError, missing},
-		// llama.cpp's grammar parser grew without end on it.
+		// llama.cpp's converter crashed on the first, and its grammar
+		// parser grew without end on the others.
+		{"pattern it cannot convert", []string{"run", "-m", stories, "--json-schema", `{"type":"string","pattern":"^(?:a)$"}`, "hi"}, exitError, `--json-schema: invalid JSON schema: pattern "^(?:a)$": (?...) groups`},
+		{"inverted lengths", []string{"run", "-m", stories, "--json-schema", `{"type":"string","minLength":3,"maxLength":1}`, "hi"}, exitError, "minLength 3 is greater than maxLength 1"},
 		{"inverted repetition", []string{"run", "-m", stories, "--grammar", `root ::= "a"{2,1}`, "hi"}, exitError, "invalid grammar: repetition {2,1}"},
 		{"usage", []string{"run", "-m", stories}, exitUsage, "with --file (see 'llamago run --help')"},
 		{"unknown command", []string{"walk"}, exitUsage, `unknown command "walk"`},
