@@ -3,6 +3,7 @@ package llama_test
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -219,5 +220,59 @@ func TestJSONSchemaBounds(t *testing.T) {
 			continue
 		}
 		s.Close()
+	}
+}
+
+// TestLogitsAreCopies: Logits and Embeddings return slices the caller
+// owns, not views into the context's memory, which the next Decode
+// overwrites and Close (maybe in another goroutine) frees.
+func TestLogitsAreCopies(t *testing.T) {
+	m := loadModel(t, "stories260K.gguf")
+	c, err := m.NewContext(llama.WithContextSize(256), llama.WithThreads(1), llama.WithBatchThreads(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := llama.NewBatch(4, 1)
+	defer b.Close()
+	decode := func(tok llama.TokenID, pos int) {
+		b.Clear()
+		b.Add(tok, pos, true)
+		if err := c.Decode(t.Context(), b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	decode(1, 0)
+	first, err := c.Logits(-1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keep := slices.Clone(first)
+	first[0] = 12345
+	if again, _ := c.Logits(-1); again[0] == 12345 {
+		t.Error("writing the returned logits changed the context's")
+	}
+	decode(2, 1)
+	c.Close()
+	if !slices.Equal(first[1:], keep[1:]) {
+		t.Error("the returned logits changed with the next Decode or Close")
+	}
+
+	e, err := m.NewContext(llama.WithContextSize(256), llama.WithThreads(1), llama.WithEmbeddings(llama.PoolingNone))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	b.Clear()
+	b.Add(1, 0, true)
+	if err := e.Decode(t.Context(), b); err != nil {
+		t.Fatal(err)
+	}
+	v, err := e.Embeddings(-1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v[0] = 12345
+	if again, _ := e.Embeddings(-1); again[0] == 12345 {
+		t.Error("writing the returned embedding changed the context's")
 	}
 }

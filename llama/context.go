@@ -11,6 +11,7 @@ import (
 	"context"
 	"fmt"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -620,9 +621,9 @@ func (c *Context) watch(ctx context.Context) (release func()) {
 }
 
 // Logits returns the logits of the i-th token of the last decoded batch (or
-// the last token's with i = -1): one float per vocabulary entry. The slice
-// points into the context's memory and is valid until the next Decode or
-// Close; copy it to keep it.
+// the last token's with i = -1): one float per vocabulary entry, in a new
+// slice the caller owns (a view into the context's memory would dangle
+// after a Decode or a Close in another goroutine).
 func (c *Context) Logits(i int) ([]float32, error) {
 	if err := c.lock(); err != nil {
 		return nil, err
@@ -638,12 +639,12 @@ func (c *Context) Logits(i int) ([]float32, error) {
 	if p == nil {
 		return nil, fmt.Errorf("%w: index %d", ErrNoLogits, i)
 	}
-	return unsafe.Slice((*float32)(unsafe.Pointer(p)), c.m.info.nVocab), nil
+	return slices.Clone(unsafe.Slice((*float32)(unsafe.Pointer(p)), c.m.info.nVocab)), nil
 }
 
 // Embeddings returns the embedding of the i-th token of the last decoded
 // batch (i = -1 for the last), for a context made WithEmbeddings and
-// PoolingNone. Valid until the next Decode or Close.
+// PoolingNone, in a new slice the caller owns.
 func (c *Context) Embeddings(i int) ([]float32, error) {
 	if err := c.lock(); err != nil {
 		return nil, err
@@ -662,13 +663,14 @@ func (c *Context) Embeddings(i int) ([]float32, error) {
 	if p == nil {
 		return nil, fmt.Errorf("%w: index %d", ErrNoLogits, i)
 	}
-	return unsafe.Slice((*float32)(unsafe.Pointer(p)), c.m.info.nEmbd), nil
+	return slices.Clone(unsafe.Slice((*float32)(unsafe.Pointer(p)), c.m.info.nEmbd)), nil
 }
 
 // SequenceEmbeddings returns the pooled embedding of a sequence after the
 // last Decode, for a context made WithEmbeddings and a pooling other than
 // PoolingNone. With PoolingRank it holds the model's classifier outputs
-// (one relevance score for rerankers). Valid until the next Decode or Close.
+// (one relevance score for rerankers). The slice is new; the caller owns
+// it.
 func (c *Context) SequenceEmbeddings(seq int) ([]float32, error) {
 	if err := c.lock(); err != nil {
 		return nil, err
@@ -688,7 +690,7 @@ func (c *Context) SequenceEmbeddings(seq int) ([]float32, error) {
 	if c.pooling == PoolingRank {
 		n = max(1, int(C.llama_model_n_cls_out(c.m.c)))
 	}
-	return unsafe.Slice((*float32)(unsafe.Pointer(p)), n), nil
+	return slices.Clone(unsafe.Slice((*float32)(unsafe.Pointer(p)), n)), nil
 }
 
 func (c *Context) checkSeq(seq int, allowAll bool) error {
