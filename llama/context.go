@@ -345,10 +345,16 @@ func (m *Model) NewContext(opts ...ContextOption) (*Context, error) {
 	abort := (*C.int32_t)(C.calloc(1, 4))
 	p.abort_callback = C.ggml_abort_callback(C.llamago_abort)
 	p.abort_callback_data = unsafe.Pointer(abort)
+	capture := startCapture()
 	cc := C.llama_init_from_model(m.c, *p)
+	capture.stop()
 	if cc == nil {
 		C.free(unsafe.Pointer(abort))
-		return nil, fmt.Errorf("llama: could not create a context (n_ctx %d; see the log for llama.cpp's reason)", p.n_ctx)
+		reason := capture.reason()
+		if reason == "" {
+			reason = "llama.cpp gave no reason"
+		}
+		return nil, fmt.Errorf("llama: could not create a context of %d positions: %s", p.n_ctx, reason)
 	}
 	c := &Context{
 		m:          m,

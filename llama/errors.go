@@ -59,7 +59,7 @@ func (e *DecodeError) Error() string {
 }
 
 // LoadError reports that llama.cpp refused to load a model file that passed
-// the Go-side checks. llama.cpp's own reason goes to the log (see SetLogger).
+// the Go-side checks, with llama.cpp's reason (the error lines of its log).
 type LoadError struct {
 	Path   string
 	Reason string

@@ -3,6 +3,7 @@ package llama
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -54,7 +55,9 @@ func logText(level int, text string) {
 	if level != 5 { // not GGML_LOG_LEVEL_CONT: a new message
 		logLines.level = logLevel(level)
 	}
-	if l == nil || !l.Enabled(context.Background(), logLines.level) {
+	send := l != nil && l.Enabled(context.Background(), logLines.level)
+	capture := logLines.level >= slog.LevelError && captures.active.Load() > 0
+	if !send && !capture {
 		logLines.buf.Reset()
 		return
 	}
@@ -66,10 +69,102 @@ func logText(level int, text string) {
 			break
 		}
 		if line := strings.TrimRight(s[:i], "\r "); line != "" {
-			l.Log(context.Background(), logLines.level, line, slog.String("source", "llama.cpp"))
+			if capture {
+				captures.add(line)
+			}
+			if send {
+				l.Log(context.Background(), logLines.level, line, slog.String("source", "llama.cpp"))
+			}
 		}
 		s = s[i+1:]
 	}
 	logLines.buf.Reset()
 	logLines.buf.WriteString(s)
+}
+
+// captures collects llama.cpp's error lines while a call that can fail with
+// only a log line for its reason runs (Load, NewContext, ...), for its
+// error. Calls in other goroutines at the same time see each other's
+// lines.
+var captures captureSet
+
+type captureSet struct {
+	active atomic.Int32
+	mu     sync.Mutex
+	list   map[*logCapture]struct{}
+}
+
+// logCapture is what one call collects.
+type logCapture struct {
+	lines []string
+}
+
+// Bounds on what a capture keeps.
+const (
+	maxCaptureLines = 8
+	maxCaptureLine  = 512
+)
+
+// add gives an error line to every capture.
+func (cs *captureSet) add(line string) {
+	if len(line) > maxCaptureLine {
+		line = line[:maxCaptureLine] + "..."
+	}
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	for c := range cs.list {
+		if len(c.lines) < maxCaptureLines {
+			c.lines = append(c.lines, line)
+		}
+	}
+}
+
+// startCapture begins collecting; stop ends it.
+func startCapture() *logCapture {
+	c := &logCapture{}
+	captures.mu.Lock()
+	if captures.list == nil {
+		captures.list = map[*logCapture]struct{}{}
+	}
+	captures.list[c] = struct{}{}
+	captures.mu.Unlock()
+	captures.active.Add(1)
+	return c
+}
+
+func (c *logCapture) stop() {
+	captures.active.Add(-1)
+	captures.mu.Lock()
+	delete(captures.list, c)
+	captures.mu.Unlock()
+}
+
+// reason is the collected error lines, without llama.cpp's function-name
+// prefixes and the generic lines that close a failure, or "" if there are
+// none.
+func (c *logCapture) reason() string {
+	captures.mu.Lock()
+	defer captures.mu.Unlock()
+	var out []string
+	for _, l := range c.lines {
+		// "llama_model_load: error loading model: missing tensor 'x'"
+		for {
+			name, rest, ok := strings.Cut(l, ": ")
+			if !ok || name == "" || strings.ContainsAny(name, " '\"") {
+				break
+			}
+			l = rest
+		}
+		if l == "failed to load model" || l == "failed to initialize the context" && len(out) > 0 {
+			continue
+		}
+		// A heading whose detail is on the next lines.
+		if l = strings.TrimSpace(strings.TrimPrefix(l, "failed to quantize:")); l == "" {
+			continue
+		}
+		if l != "" && !slices.Contains(out, l) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "; ")
 }

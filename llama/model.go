@@ -286,7 +286,9 @@ func Load(ctx context.Context, path string, opts ...ModelOption) (*Model, error)
 
 	cpath := C.CString(path)
 	defer C.free(unsafe.Pointer(cpath))
+	capture := startCapture()
 	cm := C.llama_model_load_from_file(cpath, cfg.params)
+	capture.stop()
 	if cm == nil {
 		if cancelled {
 			if err := ctx.Err(); err != nil {
@@ -294,7 +296,11 @@ func Load(ctx context.Context, path string, opts ...ModelOption) (*Model, error)
 			}
 			return nil, context.Canceled
 		}
-		return nil, &LoadError{Path: path, Reason: "llama.cpp could not load the model (see the log for its reason)"}
+		reason := capture.reason()
+		if reason == "" {
+			reason = "llama.cpp could not load the model"
+		}
+		return nil, &LoadError{Path: path, Reason: reason}
 	}
 	m := &Model{c: cm, vocab: C.llama_model_get_vocab(cm), path: path, vocabOnly: bool(cfg.params.vocab_only)}
 	m.readInfo()
