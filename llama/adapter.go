@@ -59,6 +59,12 @@ func (m *Model) LoadAdapter(path string) (*Adapter, error) {
 	capture := startCapture()
 	ac := C.llama_adapter_lora_init(m.c, cpath)
 	capture.stop()
+	if err := capture.err(); err != nil {
+		if ac != nil {
+			C.llama_adapter_lora_free(ac)
+		}
+		return nil, err
+	}
 	if ac == nil {
 		reason := capture.reason()
 		if reason == "" {

@@ -1,9 +1,11 @@
 package llama_test
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"io"
+	"log/slog"
 	"math"
 	"os"
 	"path/filepath"
@@ -13,6 +15,42 @@ import (
 	"github.com/llamago/llamago/gguf"
 	"github.com/llamago/llamago/llama"
 )
+
+// panicHandler is a slog handler that panics on every record.
+type panicHandler struct{}
+
+func (panicHandler) Enabled(context.Context, slog.Level) bool  { return true }
+func (panicHandler) Handle(context.Context, slog.Record) error { panic("handler boom") }
+func (h panicHandler) WithAttrs([]slog.Attr) slog.Handler      { return h }
+func (h panicHandler) WithGroup(string) slog.Handler           { return h }
+
+// TestCallbackPanics: a panic in a function of the caller's that llama.cpp
+// calls (the load progress function, the slog handler) is recovered where
+// llama.cpp calls it, not unwound through its frames, and the call returns
+// it as a *CallbackPanic; the next load works.
+func TestCallbackPanics(t *testing.T) {
+	path := modelPath(t, "stories260K.gguf")
+	_, err := llama.Load(t.Context(), path, llama.WithProgress(func(float32) bool { panic("progress boom") }))
+	var p *llama.CallbackPanic
+	if !errors.As(err, &p) || p.Callback != "progress" || p.Value != "progress boom" {
+		t.Errorf("Load with a panicking progress function: %v", err)
+	}
+
+	llama.SetLogger(slog.New(panicHandler{}))
+	m, err := llama.Load(t.Context(), path)
+	llama.SetLogger(nil)
+	if err == nil {
+		m.Close()
+	}
+	if !errors.As(err, &p) || p.Callback != "log" || p.Value != "handler boom" {
+		t.Errorf("Load with a panicking log handler: %v", err)
+	}
+
+	m = loadModel(t, "stories260K.gguf")
+	if r := mustGenerate(t, newContext(t, m), storiesPrompt, greedy(8)...); !strings.HasPrefix(storiesPrefix, r.text) && !strings.HasPrefix(r.text, storiesPrefix) {
+		t.Errorf("after the panics: %q", r.text)
+	}
+}
 
 // TestLlamaCppReasons: when llama.cpp refuses a file that passed the Go
 // checks, the error carries the reason it logged, logger or not.

@@ -348,6 +348,13 @@ func (m *Model) NewContext(opts ...ContextOption) (*Context, error) {
 	capture := startCapture()
 	cc := C.llama_init_from_model(m.c, *p)
 	capture.stop()
+	if err := capture.err(); err != nil {
+		if cc != nil {
+			C.llama_free(cc)
+		}
+		C.free(unsafe.Pointer(abort))
+		return nil, err
+	}
 	if cc == nil {
 		C.free(unsafe.Pointer(abort))
 		reason := capture.reason()

@@ -2,6 +2,7 @@ package llama
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"slices"
 	"strings"
@@ -22,6 +23,11 @@ var logger atomic.Pointer[slog.Logger]
 // SetLogger routes the log messages of llama.cpp and ggml to l, one record
 // per line with the attribute source=llama.cpp. A nil l discards them, which
 // is the default. The hook is process-wide because llama.cpp's is.
+//
+// l's handler is called from inside llama.cpp: a panic in it is recovered
+// there (unwinding through llama.cpp's frames would leave its state
+// broken), and the next Load, NewContext, LoadAdapter or Quantize returns
+// it as a *CallbackPanic.
 func SetLogger(l *slog.Logger) {
 	logger.Store(l)
 }
@@ -55,7 +61,7 @@ func logText(level int, text string) {
 	if level != 5 { // not GGML_LOG_LEVEL_CONT: a new message
 		logLines.level = logLevel(level)
 	}
-	send := l != nil && l.Enabled(context.Background(), logLines.level)
+	send := l != nil && enabled(l, logLines.level)
 	capture := logLines.level >= slog.LevelError && captures.active.Load() > 0
 	if !send && !capture {
 		logLines.buf.Reset()
@@ -73,7 +79,7 @@ func logText(level int, text string) {
 				captures.add(line)
 			}
 			if send {
-				l.Log(context.Background(), logLines.level, line, slog.String("source", "llama.cpp"))
+				logLine(l, logLines.level, line)
 			}
 		}
 		s = s[i+1:]
@@ -82,21 +88,44 @@ func logText(level int, text string) {
 	logLines.buf.WriteString(s)
 }
 
+// enabled is l.Enabled, with a panic of the handler recovered.
+func enabled(l *slog.Logger, level slog.Level) (ok bool) {
+	defer func() {
+		if r := recover(); r != nil {
+			captures.panicked(&CallbackPanic{Callback: "log", Value: r})
+			ok = false
+		}
+	}()
+	return l.Enabled(context.Background(), level)
+}
+
+// logLine logs one line, with a panic of the handler recovered.
+func logLine(l *slog.Logger, level slog.Level, line string) {
+	defer func() {
+		if r := recover(); r != nil {
+			captures.panicked(&CallbackPanic{Callback: "log", Value: r})
+		}
+	}()
+	l.Log(context.Background(), level, line, slog.String("source", "llama.cpp"))
+}
+
 // captures collects llama.cpp's error lines while a call that can fail with
 // only a log line for its reason runs (Load, NewContext, ...), for its
-// error. Calls in other goroutines at the same time see each other's
-// lines.
+// error, and the panics of the log handler. Calls in other goroutines at
+// the same time see each other's lines.
 var captures captureSet
 
 type captureSet struct {
 	active atomic.Int32
 	mu     sync.Mutex
 	list   map[*logCapture]struct{}
+	panic  *CallbackPanic // of the log handler while no call was capturing
 }
 
 // logCapture is what one call collects.
 type logCapture struct {
 	lines []string
+	panic *CallbackPanic
 }
 
 // Bounds on what a capture keeps.
@@ -119,6 +148,24 @@ func (cs *captureSet) add(line string) {
 	}
 }
 
+// panicked records a panic of the log handler for every capture, or for
+// the next one if there is none.
+func (cs *captureSet) panicked(p *CallbackPanic) {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	if len(cs.list) == 0 {
+		if cs.panic == nil {
+			cs.panic = p
+		}
+		return
+	}
+	for c := range cs.list {
+		if c.panic == nil {
+			c.panic = p
+		}
+	}
+}
+
 // startCapture begins collecting; stop ends it.
 func startCapture() *logCapture {
 	c := &logCapture{}
@@ -127,6 +174,7 @@ func startCapture() *logCapture {
 		captures.list = map[*logCapture]struct{}{}
 	}
 	captures.list[c] = struct{}{}
+	c.panic, captures.panic = captures.panic, nil
 	captures.mu.Unlock()
 	captures.active.Add(1)
 	return c
@@ -167,4 +215,26 @@ func (c *logCapture) reason() string {
 		}
 	}
 	return strings.Join(out, "; ")
+}
+
+// err is the log handler's panic collected, if any.
+func (c *logCapture) err() error {
+	captures.mu.Lock()
+	defer captures.mu.Unlock()
+	if c.panic != nil {
+		return c.panic
+	}
+	return nil
+}
+
+// CallbackPanic is a panic of a function of the caller's that llama.cpp
+// called (a WithProgress function, or SetLogger's handler), recovered
+// where llama.cpp called it and returned as an error.
+type CallbackPanic struct {
+	Callback string // "progress" or "log"
+	Value    any    // what was passed to panic
+}
+
+func (e *CallbackPanic) Error() string {
+	return fmt.Sprintf("llama: the %s callback panicked: %v", e.Callback, e.Value)
 }

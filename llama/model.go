@@ -196,8 +196,9 @@ func WithMetadataOverride(key string, value any) ModelOption {
 }
 
 // WithProgress calls f during the load with the fraction done, from 0 to 1.
-// If f returns false the load stops and Load returns context.Canceled.
-// f runs on the loading goroutine.
+// If f returns false the load stops and Load returns context.Canceled; if
+// f panics, the load stops and Load returns the panic as a
+// *CallbackPanic. f runs on the loading goroutine.
 func WithProgress(f func(progress float32) bool) ModelOption {
 	return func(c *modelConfig) error { c.progress = f; return nil }
 }
@@ -272,7 +273,15 @@ func Load(ctx context.Context, path string, opts ...ModelOption) (*Model, error)
 	}
 
 	cancelled := false
-	progress := func(f float32) bool {
+	var panicked *CallbackPanic
+	progress := func(f float32) (ok bool) {
+		// A panic must not unwind through llama.cpp's frames: it stops
+		// the load, and Load returns it.
+		defer func() {
+			if r := recover(); r != nil {
+				panicked, ok = &CallbackPanic{Callback: "progress", Value: r}, false
+			}
+		}()
 		if ctx.Err() != nil || (cfg.progress != nil && !cfg.progress(f)) {
 			cancelled = true
 			return false
@@ -289,12 +298,22 @@ func Load(ctx context.Context, path string, opts ...ModelOption) (*Model, error)
 	capture := startCapture()
 	cm := C.llama_model_load_from_file(cpath, cfg.params)
 	capture.stop()
+	if err := capture.err(); err != nil && cm != nil {
+		C.llama_model_free(cm)
+		return nil, err
+	}
 	if cm == nil {
-		if cancelled {
+		switch {
+		case panicked != nil:
+			return nil, panicked
+		case cancelled:
 			if err := ctx.Err(); err != nil {
 				return nil, err
 			}
 			return nil, context.Canceled
+		}
+		if err := capture.err(); err != nil {
+			return nil, err
 		}
 		reason := capture.reason()
 		if reason == "" {

@@ -156,6 +156,9 @@ func Quantize(ctx context.Context, in, out string, t FileType, opts ...QuantizeO
 	capture := startCapture()
 	rc := C.llama_model_quantize(cin, ctmp, &cfg.params)
 	capture.stop()
+	if err := capture.err(); err != nil {
+		return err
+	}
 	if rc != 0 {
 		reason := capture.reason()
 		if reason == "" {
