@@ -36,6 +36,7 @@ type Context struct {
 	closed bool
 
 	nCtx, nBatch, nUbatch, nSeqMax int
+	nCtxSeq                        int
 	embeddings                     bool
 	unifiedKV                      bool // one KV stream for all sequences
 	pooling                        Pooling
@@ -372,6 +373,7 @@ func (m *Model) NewContext(opts ...ContextOption) (*Context, error) {
 		nBatch:     int(C.llama_n_batch(cc)),
 		nUbatch:    int(C.llama_n_ubatch(cc)),
 		nSeqMax:    int(C.llama_n_seq_max(cc)),
+		nCtxSeq:    int(C.llama_n_ctx_seq(cc)),
 		embeddings: bool(p.embeddings),
 		unifiedKV:  bool(p.kv_unified),
 		pooling:    Pooling(C.llama_pooling_type(cc)),
@@ -431,13 +433,7 @@ func (c *Context) Model() *Model { return c.m }
 func (c *Context) ContextSize() int { return c.nCtx }
 
 // SequenceContextSize is the positions available to each sequence.
-func (c *Context) SequenceContextSize() int {
-	if c.lock() != nil {
-		return 0
-	}
-	defer c.mu.Unlock()
-	return int(C.llama_n_ctx_seq(c.c))
-}
+func (c *Context) SequenceContextSize() int { return c.nCtxSeq }
 
 // BatchSize is n_batch, the most tokens one Decode accepts.
 func (c *Context) BatchSize() int { return c.nBatch }
@@ -464,7 +460,8 @@ func (c *Context) SetThreads(n, nBatch int) error {
 	return nil
 }
 
-// Threads returns the generation and batch thread counts.
+// Threads returns the generation and batch thread counts; 0, 0 after
+// Close.
 func (c *Context) Threads() (n, nBatch int) {
 	if c.lock() != nil {
 		return 0, 0
@@ -878,7 +875,7 @@ type Perf struct {
 	GraphReuses  int           // times a compute graph was reused
 }
 
-// Perf returns the context's performance counters.
+// Perf returns the context's performance counters; zero after Close.
 func (c *Context) Perf() Perf {
 	if c.lock() != nil {
 		return Perf{}

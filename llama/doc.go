@@ -16,8 +16,9 @@
 //     call Context.Decode, then read Context.Logits or sample.
 //
 // Every object that owns C memory has an idempotent Close; closing a Model
-// closes its contexts and samplers first. Use after Close returns
-// ErrClosed. Calls that can block take a context.Context: cancelling it
+// closes its contexts and samplers first. After Close, methods that return
+// an error return ErrClosed; the others report fixed properties as before
+// and zero values for the rest (see ErrClosed). Calls that can block take a context.Context: cancelling it
 // stops a load between tensors and a decode between graph nodes.
 //
 // Input from callers is checked in Go before it reaches llama.cpp, which

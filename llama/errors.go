@@ -8,8 +8,15 @@ import (
 )
 
 var (
-	// ErrClosed is returned by any use of a Model, Context, Batch or Sampler
-	// after Close.
+	// ErrClosed is returned by every method that returns an error once
+	// its Model, Context, Batch, Sampler or Adapter is closed (closing a
+	// Model closes what was made from it). Methods without an error
+	// result do not fail after Close: those that report a fixed property
+	// (the sizes of a Context, a Model's description and hyperparameters,
+	// a Sampler's Config, paths) report it as before, and those that ask
+	// llama.cpp return their zero value: NullToken for the special
+	// tokens, false from AddsBOS, IsEOG and Metadata, nothing from
+	// AllMetadata, 0 from Threads, Perf, Seed and Batch.Len.
 	ErrClosed = errors.New("llama: use of closed object")
 
 	// ErrContextFull is returned when a prompt or a generation needs more
