@@ -69,11 +69,11 @@ const (
 // minLength, maxLength, pattern (anchored with ^ and $) and the formats
 // date, time, date-time and uuid, and minimum, maximum, exclusiveMinimum
 // and exclusiveMaximum for integers. It ignores bounds on non-integer
-// numbers, and prints a warning to the process's stderr for pattern
-// syntax it does not support. Remote references are not fetched. One
-// departure: a root that is a $ref is passed as a one-way anyOf, since the
-// converter leaves the references inside its definitions unresolved
-// (allowing any object there).
+// numbers, and does not know regular-expression classes such as \d
+// (the grammar it makes of them does not parse). Remote references are
+// not fetched. One departure: a root that is a $ref is passed as a
+// one-way anyOf, since the converter leaves the references inside its
+// definitions unresolved (allowing any object there).
 //
 // The schema is checked in Go first, for what the converter would crash,
 // loop or labour on: it must be a JSON object of at most 1 MiB, nested at
