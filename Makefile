@@ -12,7 +12,7 @@ export PORTABLE
 
 CGOENV := eval "$$(sh scripts/cgo-env.sh)" &&
 
-.PHONY: all deps build test run clean vet fmt
+.PHONY: all deps build test run clean vet fmt tidy-check
 
 all: build
 
@@ -39,9 +39,10 @@ deps:
 build: deps
 	$(CGOENV) $(GO) build -trimpath -o bin/llamago ./cmd/llamago
 
-# The README's test command: vet, then every package's tests under the race
-# detector (one build of llama.cpp serves both).
-test: deps
+# The README's test command: go.mod and go.sum as go mod tidy leaves them,
+# vet, then every package's tests under the race detector (one build of
+# llama.cpp serves both).
+test: deps tidy-check
 	$(CGOENV) $(GO) vet ./...
 	$(CGOENV) $(GO) test -race -timeout 30m -count=1 ./...
 
@@ -50,6 +51,11 @@ run: build
 
 vet: deps
 	$(CGOENV) $(GO) vet ./...
+
+# tidy-check fails, showing the difference, when go.mod or go.sum is not as
+# go mod tidy would write it.
+tidy-check:
+	@$(GO) mod tidy -diff || { echo "go.mod or go.sum is not tidy: run go mod tidy" >&2; exit 1; }
 
 fmt:
 	gofmt -l -w .

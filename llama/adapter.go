@@ -56,9 +56,21 @@ func (m *Model) LoadAdapter(path string) (*Adapter, error) {
 	}
 	cpath := C.CString(path)
 	defer C.free(unsafe.Pointer(cpath))
+	capture := startCapture()
 	ac := C.llama_adapter_lora_init(m.c, cpath)
+	capture.stop()
+	if err := capture.err(); err != nil {
+		if ac != nil {
+			C.llama_adapter_lora_free(ac)
+		}
+		return nil, err
+	}
 	if ac == nil {
-		return nil, fmt.Errorf("%w: %s: llama.cpp could not load it as a LoRA adapter of %s (see the log)", ErrInvalidModel, path, m.path)
+		reason := capture.reason()
+		if reason == "" {
+			reason = "llama.cpp gave no reason"
+		}
+		return nil, fmt.Errorf("%w: %s: llama.cpp could not load it as a LoRA adapter of %s: %s", ErrInvalidModel, path, m.path, reason)
 	}
 	a := &Adapter{m: m, path: path, c: ac}
 	m.addChild(a)

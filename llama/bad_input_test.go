@@ -572,8 +572,16 @@ func TestUseAfterClose(t *testing.T) {
 	if n != 1 {
 		t.Errorf("Generate after Close yielded %d times", n)
 	}
-	if c.SequenceContextSize() != 0 || c.Perf() != (llama.Perf{}) {
+	// As ErrClosed documents: fixed properties as before, zero values
+	// from what would ask llama.cpp.
+	if c.ContextSize() != 256 || c.SequenceContextSize() != 256 || c.Sequences() != 1 || c.BatchSize() == 0 {
+		t.Errorf("context sizes after Close: %d, %d, %d, %d", c.ContextSize(), c.SequenceContextSize(), c.Sequences(), c.BatchSize())
+	}
+	if n, nb := c.Threads(); n != 0 || nb != 0 || c.Perf() != (llama.Perf{}) {
 		t.Error("context queries answer after Close")
+	}
+	if m.Description() == "" || m.Layers() != 5 || m.VocabSize() != 512 {
+		t.Error("model properties lost after Close")
 	}
 
 	_, err = s.Sample(c, -1)

@@ -11,6 +11,7 @@ import (
 	"context"
 	"fmt"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -37,6 +38,7 @@ type Context struct {
 	tp, tpBatch *C.struct_ggml_threadpool // CPU threads (see setThreads)
 
 	nCtx, nBatch, nUbatch, nSeqMax int
+	nCtxSeq                        int
 	embeddings                     bool
 	unifiedKV                      bool // one KV stream for all sequences
 	pooling                        Pooling
@@ -142,7 +144,9 @@ type ContextOption func(*contextConfig) error
 
 // WithContextSize sets n_ctx, the number of positions in the KV cache,
 // shared by all sequences; 0 means the model's trained context. llama.cpp
-// rounds it up to a multiple of 256; ContextSize reports the result.
+// rounds it up to a multiple of 256; ContextSize reports the result. A
+// context whose estimated memory exceeds what is available makes
+// NewContext return ErrOutOfMemory at once.
 func WithContextSize(n int) ContextOption {
 	return func(c *contextConfig) error {
 		if n < 0 || n > 1<<24 {
@@ -354,13 +358,29 @@ func (m *Model) NewContext(opts ...ContextOption) (*Context, error) {
 	if p.embeddings && p.n_seq_max > 1 && p.n_ubatch%p.n_seq_max != 0 {
 		return nil, invalidArg("with embeddings the micro-batch size (%d) must be a multiple of the sequences (%d)", p.n_ubatch, p.n_seq_max)
 	}
+	if err := m.checkContextMemory(p); err != nil {
+		return nil, err
+	}
 	abort := (*C.int32_t)(C.calloc(1, 4))
 	p.abort_callback = C.ggml_abort_callback(C.llamago_abort)
 	p.abort_callback_data = unsafe.Pointer(abort)
+	capture := startCapture()
 	cc := C.llama_init_from_model(m.c, *p)
+	capture.stop()
+	if err := capture.err(); err != nil {
+		if cc != nil {
+			C.llama_free(cc)
+		}
+		C.free(unsafe.Pointer(abort))
+		return nil, err
+	}
 	if cc == nil {
 		C.free(unsafe.Pointer(abort))
-		return nil, fmt.Errorf("llama: could not create a context (n_ctx %d; see the log for llama.cpp's reason)", p.n_ctx)
+		reason := capture.reason()
+		if reason == "" {
+			reason = "llama.cpp gave no reason"
+		}
+		return nil, fmt.Errorf("llama: could not create a context of %d positions: %s", p.n_ctx, reason)
 	}
 	c := &Context{
 		m:          m,
@@ -371,6 +391,7 @@ func (m *Model) NewContext(opts ...ContextOption) (*Context, error) {
 		nBatch:     int(C.llama_n_batch(cc)),
 		nUbatch:    int(C.llama_n_ubatch(cc)),
 		nSeqMax:    int(C.llama_n_seq_max(cc)),
+		nCtxSeq:    int(C.llama_n_ctx_seq(cc)),
 		embeddings: bool(p.embeddings),
 		unifiedKV:  bool(p.kv_unified),
 		pooling:    Pooling(C.llama_pooling_type(cc)),
@@ -433,13 +454,7 @@ func (c *Context) Model() *Model { return c.m }
 func (c *Context) ContextSize() int { return c.nCtx }
 
 // SequenceContextSize is the positions available to each sequence.
-func (c *Context) SequenceContextSize() int {
-	if c.lock() != nil {
-		return 0
-	}
-	defer c.mu.Unlock()
-	return int(C.llama_n_ctx_seq(c.c))
-}
+func (c *Context) SequenceContextSize() int { return c.nCtxSeq }
 
 // BatchSize is n_batch, the most tokens one Decode accepts.
 func (c *Context) BatchSize() int { return c.nBatch }
@@ -466,7 +481,8 @@ func (c *Context) SetThreads(n, nBatch int) error {
 	return nil
 }
 
-// Threads returns the generation and batch thread counts.
+// Threads returns the generation and batch thread counts; 0, 0 after
+// Close.
 func (c *Context) Threads() (n, nBatch int) {
 	if c.lock() != nil {
 		return 0, 0
@@ -636,9 +652,9 @@ func (c *Context) watch(ctx context.Context) (release func()) {
 }
 
 // Logits returns the logits of the i-th token of the last decoded batch (or
-// the last token's with i = -1): one float per vocabulary entry. The slice
-// points into the context's memory and is valid until the next Decode or
-// Close; copy it to keep it.
+// the last token's with i = -1): one float per vocabulary entry, in a new
+// slice the caller owns (a view into the context's memory would dangle
+// after a Decode or a Close in another goroutine).
 func (c *Context) Logits(i int) ([]float32, error) {
 	if err := c.lock(); err != nil {
 		return nil, err
@@ -654,12 +670,12 @@ func (c *Context) Logits(i int) ([]float32, error) {
 	if p == nil {
 		return nil, fmt.Errorf("%w: index %d", ErrNoLogits, i)
 	}
-	return unsafe.Slice((*float32)(unsafe.Pointer(p)), c.m.info.nVocab), nil
+	return slices.Clone(unsafe.Slice((*float32)(unsafe.Pointer(p)), c.m.info.nVocab)), nil
 }
 
 // Embeddings returns the embedding of the i-th token of the last decoded
 // batch (i = -1 for the last), for a context made WithEmbeddings and
-// PoolingNone. Valid until the next Decode or Close.
+// PoolingNone, in a new slice the caller owns.
 func (c *Context) Embeddings(i int) ([]float32, error) {
 	if err := c.lock(); err != nil {
 		return nil, err
@@ -678,13 +694,14 @@ func (c *Context) Embeddings(i int) ([]float32, error) {
 	if p == nil {
 		return nil, fmt.Errorf("%w: index %d", ErrNoLogits, i)
 	}
-	return unsafe.Slice((*float32)(unsafe.Pointer(p)), c.m.info.nEmbd), nil
+	return slices.Clone(unsafe.Slice((*float32)(unsafe.Pointer(p)), c.m.info.nEmbd)), nil
 }
 
 // SequenceEmbeddings returns the pooled embedding of a sequence after the
 // last Decode, for a context made WithEmbeddings and a pooling other than
 // PoolingNone. With PoolingRank it holds the model's classifier outputs
-// (one relevance score for rerankers). Valid until the next Decode or Close.
+// (one relevance score for rerankers). The slice is new; the caller owns
+// it.
 func (c *Context) SequenceEmbeddings(seq int) ([]float32, error) {
 	if err := c.lock(); err != nil {
 		return nil, err
@@ -704,7 +721,7 @@ func (c *Context) SequenceEmbeddings(seq int) ([]float32, error) {
 	if c.pooling == PoolingRank {
 		n = max(1, int(C.llama_model_n_cls_out(c.m.c)))
 	}
-	return unsafe.Slice((*float32)(unsafe.Pointer(p)), n), nil
+	return slices.Clone(unsafe.Slice((*float32)(unsafe.Pointer(p)), n)), nil
 }
 
 func (c *Context) checkSeq(seq int, allowAll bool) error {
@@ -879,7 +896,7 @@ type Perf struct {
 	GraphReuses  int           // times a compute graph was reused
 }
 
-// Perf returns the context's performance counters.
+// Perf returns the context's performance counters; zero after Close.
 func (c *Context) Perf() Perf {
 	if c.lock() != nil {
 		return Perf{}

@@ -16,17 +16,22 @@
 //     call Context.Decode, then read Context.Logits or sample.
 //
 // Every object that owns C memory has an idempotent Close; closing a Model
-// closes its contexts and samplers first. Use after Close returns
-// ErrClosed. Calls that can block take a context.Context: cancelling it
+// closes its contexts and samplers first. After Close, methods that return
+// an error return ErrClosed; the others report fixed properties as before
+// and zero values for the rest (see ErrClosed). Calls that can block take a context.Context: cancelling it
 // stops a load between tensors and a decode between graph nodes.
 //
 // Input from callers is checked in Go before it reaches llama.cpp, which
 // aborts the process on much bad input: model files are parsed and
 // validated with package gguf, token and sequence ids are range-checked,
 // batches are bounded by the context's batch size, text that llama.cpp's
-// tokenizers or grammar parser throw on becomes an error, and saved
+// tokenizers or grammar parser throw on becomes an error, grammars and
+// JSON Schemas are parsed and measured for the work and memory llama.cpp
+// would spend on them, penalty windows are bounded, and saved
 // states carry a checksum and are walked for sizes before llama.cpp
-// allocates for them.
+// allocates for them. A context whose KV cache and compute buffers, as
+// the fit planner estimates them, exceed the memory available is refused
+// with ErrOutOfMemory before llama.cpp allocates anything.
 //
 // llama.cpp's log goes to a log/slog Logger set with SetLogger; it is
 // discarded by default.

@@ -184,7 +184,7 @@ func (m *Model) Embed(ctx context.Context, texts []string, opts ...EmbedOption) 
 			return err
 		}
 		if c.Pooling() == PoolingRank {
-			out[i] = slices.Clone(e)
+			out[i] = e
 			return nil
 		}
 		if out[i], err = cfg.finish(e); err != nil {
@@ -549,9 +549,9 @@ func (cfg *embedConfig) finish(e []float32) ([]float32, error) {
 		}
 		e = e[:cfg.dims]
 	}
-	out := make([]float32, len(e))
-	Normalize(out, e, cfg.norm)
-	return out, nil
+	// e is the caller's own copy (see Context.Embeddings).
+	Normalize(e, e, cfg.norm)
+	return e, nil
 }
 
 // Normalize writes src scaled as n says to dst (which may be src), as

@@ -8,8 +8,15 @@ import (
 )
 
 var (
-	// ErrClosed is returned by any use of a Model, Context, Batch or Sampler
-	// after Close.
+	// ErrClosed is returned by every method that returns an error once
+	// its Model, Context, Batch, Sampler or Adapter is closed (closing a
+	// Model closes what was made from it). Methods without an error
+	// result do not fail after Close: those that report a fixed property
+	// (the sizes of a Context, a Model's description and hyperparameters,
+	// a Sampler's Config, paths) report it as before, and those that ask
+	// llama.cpp return their zero value: NullToken for the special
+	// tokens, false from AddsBOS, IsEOG and Metadata, nothing from
+	// AllMetadata, 0 from Threads, Perf, Seed and Batch.Len.
 	ErrClosed = errors.New("llama: use of closed object")
 
 	// ErrContextFull is returned when a prompt or a generation needs more
@@ -38,6 +45,11 @@ var (
 	// ErrInvalidGrammar is returned when a GBNF grammar does not parse.
 	ErrInvalidGrammar = errors.New("llama: invalid grammar")
 
+	// ErrOutOfMemory is returned by NewContext for a context that would
+	// need more memory (its KV cache and compute buffers, estimated as
+	// PlanFit does) than the system and its GPUs have available.
+	ErrOutOfMemory = errors.New("llama: not enough memory")
+
 	// ErrNoLogits is returned when logits are requested for a batch position
 	// that was not marked for output in the last Decode.
 	ErrNoLogits = errors.New("llama: no logits for that batch index")
@@ -54,7 +66,7 @@ func (e *DecodeError) Error() string {
 }
 
 // LoadError reports that llama.cpp refused to load a model file that passed
-// the Go-side checks. llama.cpp's own reason goes to the log (see SetLogger).
+// the Go-side checks, with llama.cpp's reason (the error lines of its log).
 type LoadError struct {
 	Path   string
 	Reason string

@@ -440,18 +440,23 @@ func assignLayers(m fitModel, cpu Device, gpus []Device, p fitParams, ngl, nCtx,
 // by allocating the graph of a full micro-batch of nUB tokens, all of them
 // outputs, reusing memory as tensors die; the peak is the larger of a
 // layer's (the feed-forward's up and gate and the residual stream, f32;
-// without flash attention, the attention scores of every head over the
-// whole context) and the output layer's (the logits of every token), plus
-// the input embeddings on the CPU. Against llama.cpp's own figures for
-// TinyLlama 1.1B at n_ctx 4096 on the CPU (70.5 MiB with flash
-// attention, 281 MiB without) this gives 71.5 and 294 MiB.
+// the attention mask over the whole context, f32 and with flash attention
+// an f16 copy; without flash attention, the attention scores of every
+// head over the context) and the output layer's (the logits of every
+// token), plus the input embeddings on the CPU. Against llama.cpp's own
+// figures for TinyLlama 1.1B at n_ctx 4096 on the CPU (70.5 MiB with flash
+// attention, 281 MiB without) this gives 71.5 and 302 MiB; for
+// stories260K at n_ctx 2000128, where the mask is nearly all of it, 5860
+// MiB as llama.cpp's.
 func computeEstimate(m fitModel, layers, output, input bool, nCtx, nUB int, fa bool) uint64 {
 	t := uint64(nUB)
 	var peak uint64
 	if layers {
 		peak = 4 * t * (2*uint64(m.nEmbd) + 2*uint64(m.nFF))
-		if !fa {
-			peak += 4 * t * uint64(m.nHead) * uint64(nCtx)
+		if fa {
+			peak += 6 * t * uint64(nCtx)
+		} else {
+			peak += 4 * t * (uint64(m.nHead) + 1) * uint64(nCtx)
 		}
 	}
 	if output {

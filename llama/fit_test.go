@@ -216,9 +216,9 @@ func TestPlanFitMaxLayers(t *testing.T) {
 	var layerNeed uint64 = fitLayerBytes + fitKVPerLayer
 	small := fitGPU0
 	// Room for the margin, the compute buffer of layers without the
-	// output (4 bytes × 256 tokens × (2 × 64 + 2 × 128)) and two and a
-	// half layers.
-	small.FreeMemory = llama.FitMargin + 4*256*(2*64+2*128) + 5*layerNeed/2
+	// output (4 bytes × 256 tokens × (2 × 64 + 2 × 128), and the mask,
+	// 6 bytes × 256 tokens × 256 positions) and two and a half layers.
+	small.FreeMemory = llama.FitMargin + 4*256*(2*64+2*128) + 6*256*256 + 5*layerNeed/2
 	devs := []llama.Device{fitCPU, small}
 	p := plan(t, f, devs, nil)
 	if p.Fits || p.Devices[1].Fits || p.MaxGPULayers != 2 || p.GPULayers != 5 {
@@ -248,7 +248,8 @@ func TestPlanFitIntegratedGPU(t *testing.T) {
 }
 
 // TestPlanFitFlashAttention: without flash attention the compute buffer
-// holds the attention scores of every head over the context.
+// holds the attention scores of every head over the context, and not the
+// f16 copy of the mask that flash attention uses.
 func TestPlanFitFlashAttention(t *testing.T) {
 	f := fitFile(false, uint32(2))
 	devs := []llama.Device{fitCPU, fitGPU0}
@@ -258,8 +259,8 @@ func TestPlanFitFlashAttention(t *testing.T) {
 	if off.FlashAttention || !on.FlashAttention {
 		t.Fatal("flash attention not recorded")
 	}
-	if d := off.Devices[1].Compute - on.Devices[1].Compute; d != 4*512*8*4096 {
-		t.Errorf("attention scores: %d more bytes, want %d", d, 4*512*8*4096)
+	if d := off.Devices[1].Compute - on.Devices[1].Compute; d != 4*512*8*4096-2*512*4096 {
+		t.Errorf("attention scores: %d more bytes, want %d", d, 4*512*8*4096-2*512*4096)
 	}
 }
 

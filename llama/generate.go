@@ -353,6 +353,8 @@ func (g *generation) setup(prompt []TokenID) error {
 				sc.LogitBias = bias
 			})
 		}
+		// A penalty window of -1 is the sequence's context.
+		opts = append([]SamplerOption{WithSamplerContextSize(c.SequenceContextSize())}, opts...)
 		s, err := c.m.NewSampler(opts...)
 		if err != nil {
 			return err

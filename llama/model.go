@@ -65,6 +65,10 @@ type modelInfo struct {
 	// tensors are the shapes of the tensors in the model's (first) file,
 	// which LoRA adapters must fit.
 	tensors map[string][4]uint64
+	// fit is the fit planner's view of the model, which NewContext
+	// estimates a context's memory with; nil if the planner cannot read
+	// the file.
+	fit *fitModel
 }
 
 // SplitMode says how a model is split across several GPUs.
@@ -193,8 +197,9 @@ func WithMetadataOverride(key string, value any) ModelOption {
 }
 
 // WithProgress calls f during the load with the fraction done, from 0 to 1.
-// If f returns false the load stops and Load returns context.Canceled.
-// f runs on the loading goroutine.
+// If f returns false the load stops and Load returns context.Canceled; if
+// f panics, the load stops and Load returns the panic as a
+// *CallbackPanic. f runs on the loading goroutine.
 func WithProgress(f func(progress float32) bool) ModelOption {
 	return func(c *modelConfig) error { c.progress = f; return nil }
 }
@@ -269,7 +274,15 @@ func Load(ctx context.Context, path string, opts ...ModelOption) (*Model, error)
 	}
 
 	cancelled := false
-	progress := func(f float32) bool {
+	var panicked *CallbackPanic
+	progress := func(f float32) (ok bool) {
+		// A panic must not unwind through llama.cpp's frames: it stops
+		// the load, and Load returns it.
+		defer func() {
+			if r := recover(); r != nil {
+				panicked, ok = &CallbackPanic{Callback: "progress", Value: r}, false
+			}
+		}()
 		if ctx.Err() != nil || (cfg.progress != nil && !cfg.progress(f)) {
 			cancelled = true
 			return false
@@ -283,15 +296,31 @@ func Load(ctx context.Context, path string, opts ...ModelOption) (*Model, error)
 
 	cpath := C.CString(path)
 	defer C.free(unsafe.Pointer(cpath))
+	capture := startCapture()
 	cm := C.llama_model_load_from_file(cpath, cfg.params)
+	capture.stop()
+	if err := capture.err(); err != nil && cm != nil {
+		C.llama_model_free(cm)
+		return nil, err
+	}
 	if cm == nil {
-		if cancelled {
+		switch {
+		case panicked != nil:
+			return nil, panicked
+		case cancelled:
 			if err := ctx.Err(); err != nil {
 				return nil, err
 			}
 			return nil, context.Canceled
 		}
-		return nil, &LoadError{Path: path, Reason: "llama.cpp could not load the model (see the log for its reason)"}
+		if err := capture.err(); err != nil {
+			return nil, err
+		}
+		reason := capture.reason()
+		if reason == "" {
+			reason = "llama.cpp could not load the model"
+		}
+		return nil, &LoadError{Path: path, Reason: reason}
 	}
 	m := &Model{c: cm, vocab: C.llama_model_get_vocab(cm), path: path, vocabOnly: bool(cfg.params.vocab_only),
 		onCPU: cfg.params.n_gpu_layers == 0 || !bool(C.llama_supports_gpu_offload())}
@@ -299,6 +328,9 @@ func Load(ctx context.Context, path string, opts ...ModelOption) (*Model, error)
 	m.info.tensors = make(map[string][4]uint64, len(file.Tensors))
 	for _, t := range file.Tensors {
 		m.info.tensors[t.Name] = dims4(t.Dims)
+	}
+	if f, err := fitModelOf(file); err == nil && !m.vocabOnly {
+		m.info.fit = &f
 	}
 	return m, nil
 }

@@ -8,12 +8,17 @@ import "C"
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
+	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 	"unsafe"
+
+	"github.com/llamago/llamago/gguf"
 )
 
 // FileType is a model file's quantization: llama.cpp's llama_ftype, named
@@ -102,7 +107,10 @@ func WithKeepSplit() QuantizeOption {
 
 // Quantize writes a quantized copy of the model file in to out, as
 // llama-quantize does (with WithKeepSplit, as split parts named after out).
-// The input is validated first; the output is written in a temporary
+// The input is validated first, its float tensors read for values that
+// would not survive quantization (NaN and infinities, and beyond F16's
+// range for F16), which llama.cpp would find only after quantizing, with
+// messages written straight to stderr; the output is written in a temporary
 // directory beside out and renamed into place, so a failed run leaves
 // nothing.
 // ctx is checked before the work starts; llama.cpp's quantization cannot be
@@ -124,7 +132,11 @@ func Quantize(ctx context.Context, in, out string, t FileType, opts ...QuantizeO
 			return err
 		}
 	}
-	if err := validateModelFile(in, false); err != nil {
+	file, err := readModelFile(in, false)
+	if err != nil {
+		return err
+	}
+	if err := checkFinite(ctx, in, file, t == fileTypes["F16"]); err != nil {
 		return err
 	}
 	if err := ctx.Err(); err != nil {
@@ -141,8 +153,18 @@ func Quantize(ctx context.Context, in, out string, t FileType, opts ...QuantizeO
 	cin, ctmp := C.CString(in), C.CString(filepath.Join(tmpDir, filepath.Base(out)))
 	defer C.free(unsafe.Pointer(cin))
 	defer C.free(unsafe.Pointer(ctmp))
-	if C.llama_model_quantize(cin, ctmp, &cfg.params) != 0 {
-		return fmt.Errorf("llama: quantize %s to %s failed (see the log for llama.cpp's reason)", in, name)
+	capture := startCapture()
+	rc := C.llama_model_quantize(cin, ctmp, &cfg.params)
+	capture.stop()
+	if err := capture.err(); err != nil {
+		return err
+	}
+	if rc != 0 {
+		reason := capture.reason()
+		if reason == "" {
+			reason = "llama.cpp gave no reason"
+		}
+		return fmt.Errorf("llama: quantize %s to %s: %s", in, name, reason)
 	}
 	parts, err := os.ReadDir(tmpDir)
 	if err != nil {
@@ -151,6 +173,70 @@ func Quantize(ctx context.Context, in, out string, t FileType, opts ...QuantizeO
 	for _, p := range parts {
 		if err := os.Rename(filepath.Join(tmpDir, p.Name()), filepath.Join(filepath.Dir(out), p.Name())); err != nil {
 			return fmt.Errorf("llama: quantize: %w", err)
+		}
+	}
+	return nil
+}
+
+// maxF16 is the largest finite F16 value.
+const maxF16 = 65504
+
+// checkFinite reads the F32, F16 and BF16 tensors of the model file f at
+// path (without a split's other parts) for values llama.cpp's quantization
+// would refuse after the fact (ggml_validate_row_data): NaN, infinities,
+// and with toF16 F32 values beyond F16's range.
+func checkFinite(ctx context.Context, path string, f *gguf.File, toF16 bool) error {
+	r, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("llama: %w", err)
+	}
+	defer r.Close()
+	buf := make([]byte, 1<<20)
+	for i, t := range f.Tensors {
+		var width int
+		switch t.Type {
+		case gguf.TensorF32:
+			width = 4
+		case gguf.TensorF16, gguf.TensorBF16:
+			width = 2
+		default:
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		sr := f.TensorReader(r, i)
+		for n := int64(0); ; {
+			k, err := io.ReadFull(sr, buf[:len(buf)/width*width])
+			for j := 0; j+width <= k; j += width {
+				var v float64
+				switch t.Type {
+				case gguf.TensorF32:
+					v = float64(math.Float32frombits(binary.LittleEndian.Uint32(buf[j:])))
+				case gguf.TensorF16:
+					if h := binary.LittleEndian.Uint16(buf[j:]); h&0x7c00 == 0x7c00 {
+						v = math.Inf(1)
+						if h&0x3ff != 0 {
+							v = math.NaN()
+						}
+					}
+				case gguf.TensorBF16:
+					v = float64(math.Float32frombits(uint32(binary.LittleEndian.Uint16(buf[j:])) << 16))
+				}
+				switch {
+				case math.IsNaN(v) || math.IsInf(v, 0):
+					return fmt.Errorf("%w: %s: tensor %s holds %v at element %d, which cannot be quantized", ErrInvalidModel, path, t.Name, v, n+int64(j/width))
+				case toF16 && math.Abs(v) > maxF16:
+					return fmt.Errorf("%w: %s: tensor %s holds %v at element %d, beyond F16's range", ErrInvalidModel, path, t.Name, v, n+int64(j/width))
+				}
+			}
+			n += int64(k / width)
+			if err == io.EOF || err == io.ErrUnexpectedEOF {
+				break
+			}
+			if err != nil {
+				return fmt.Errorf("llama: %s: %w", path, err)
+			}
 		}
 	}
 	return nil

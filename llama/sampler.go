@@ -57,7 +57,7 @@ type SamplerConfig struct {
 	XTCThreshold   float32
 	MinKeep        int
 
-	RepeatLastN      int // 0: off, -1: context size
+	RepeatLastN      int // 0: off, -1: ContextSize; at most MaxSamplerWindow
 	RepeatPenalty    float32
 	FrequencyPenalty float32
 	PresencePenalty  float32
@@ -65,7 +65,7 @@ type SamplerConfig struct {
 	DRYMultiplier    float32 // 0: off
 	DRYBase          float32
 	DRYAllowedLength int
-	DRYLastN         int // -1: context size
+	DRYLastN         int // -1: ContextSize; at most MaxSamplerWindow
 	DRYBreakers      []string
 
 	Mirostat    int // 0 off, 1 or 2
@@ -80,7 +80,18 @@ type SamplerConfig struct {
 	GrammarTokens   []TokenID
 
 	Order []SamplerStage
+
+	// ContextSize is the size of the context the sampler is for, which a
+	// window of -1 stands for; 0 means the model's trained context.
+	// Generate sets it to its sequence's context size.
+	ContextSize int
 }
+
+// MaxSamplerWindow is the largest penalty window (RepeatLastN, DRYLastN)
+// and ContextSize a sampler accepts: the largest context WithContextSize
+// accepts. llama.cpp allocates the windows in full when it makes the
+// sampler.
+const MaxSamplerWindow = 1 << 24
 
 // DefaultSamplerConfig returns llama.cpp's default sampling parameters
 // (common_params_sampling): temperature 0.8, top-k 40, top-p 0.95, min-p
@@ -137,6 +148,12 @@ func WithXTC(probability, threshold float32) SamplerOption {
 	return func(c *SamplerConfig) { c.XTCProbability, c.XTCThreshold = probability, threshold }
 }
 
+// WithSamplerContextSize sets ContextSize, the context size a penalty
+// window of -1 stands for (0: the model's trained context).
+func WithSamplerContextSize(n int) SamplerOption {
+	return func(c *SamplerConfig) { c.ContextSize = n }
+}
+
 // WithPenalties penalises tokens among the last lastN (-1: the context):
 // repeat divides their logits, frequency and presence subtract.
 func WithPenalties(lastN int, repeat, frequency, presence float32) SamplerOption {
@@ -172,6 +189,16 @@ func WithLogitBias(bias map[TokenID]float32) SamplerOption {
 // ErrInvalidGrammar with llama.cpp's parse error. (With an installed
 // llama.cpp, -tags llama_system, the error says less, and llama.cpp prints
 // its parse error to stderr, bypassing SetLogger.)
+//
+// So do grammars whose cost in llama.cpp is out of bounds, measured in Go
+// before llama.cpp sees them: a repetition whose minimum exceeds its
+// maximum, more than about two million elements once repetitions are
+// expanded, groups nested more than 256 deep, left recursion (including
+// through rules that can be empty, which llama.cpp misses), and rules
+// whose ways to begin or continue would take llama.cpp's parser more than
+// about 260000 steps for one character (nested optional items, many
+// alternatives that each lead to many more, recursion that can end in
+// several ways).
 func WithGrammar(gbnf, root string) SamplerOption {
 	return func(c *SamplerConfig) {
 		c.Grammar, c.GrammarRoot, c.GrammarPatterns, c.GrammarTokens = gbnf, root, nil, nil
@@ -253,6 +280,14 @@ func (cfg *SamplerConfig) check(m *Model) error {
 	if cfg.RepeatLastN < -1 || cfg.DRYLastN < -1 || cfg.DRYAllowedLength < 0 || cfg.MinKeep < 0 {
 		return invalidArg("negative sampler window")
 	}
+	for name, v := range map[string]int{"repeat-last-n": cfg.RepeatLastN, "DRY last-n": cfg.DRYLastN, "context size": cfg.ContextSize} {
+		if v > MaxSamplerWindow {
+			return invalidArg("%s %d, at most %d", name, v, MaxSamplerWindow)
+		}
+	}
+	if cfg.ContextSize < 0 {
+		return invalidArg("context size %d", cfg.ContextSize)
+	}
 	if cfg.Mirostat < 0 || cfg.Mirostat > 2 {
 		return invalidArg("mirostat version %d", cfg.Mirostat)
 	}
@@ -324,11 +359,14 @@ func (s *Sampler) build() error {
 	}
 
 	minKeep := C.size_t(cfg.MinKeep)
+	// llama.cpp reads a penalty window of -1 as 0 (off); it means the
+	// context, as in llama-server.
+	repeatLastN := cfg.window(m, cfg.RepeatLastN)
 	switch {
 	case cfg.Temperature <= 0 && cfg.Mirostat == 0:
 		// Greedy still honours penalties, as llama.cpp does.
-		if cfg.RepeatLastN != 0 && (cfg.RepeatPenalty != 1 || cfg.FrequencyPenalty != 0 || cfg.PresencePenalty != 0) {
-			add(C.llama_sampler_init_penalties(C.int32_t(cfg.RepeatLastN), C.float(cfg.RepeatPenalty), C.float(cfg.FrequencyPenalty), C.float(cfg.PresencePenalty)))
+		if repeatLastN != 0 && (cfg.RepeatPenalty != 1 || cfg.FrequencyPenalty != 0 || cfg.PresencePenalty != 0) {
+			add(C.llama_sampler_init_penalties(C.int32_t(repeatLastN), C.float(cfg.RepeatPenalty), C.float(cfg.FrequencyPenalty), C.float(cfg.PresencePenalty)))
 		}
 		add(C.llama_sampler_init_greedy())
 	case cfg.Mirostat == 1:
@@ -345,8 +383,8 @@ func (s *Sampler) build() error {
 		for _, st := range order {
 			switch st {
 			case StagePenalties:
-				if cfg.RepeatLastN != 0 && (cfg.RepeatPenalty != 1 || cfg.FrequencyPenalty != 0 || cfg.PresencePenalty != 0) {
-					add(C.llama_sampler_init_penalties(C.int32_t(cfg.RepeatLastN), C.float(cfg.RepeatPenalty), C.float(cfg.FrequencyPenalty), C.float(cfg.PresencePenalty)))
+				if repeatLastN != 0 && (cfg.RepeatPenalty != 1 || cfg.FrequencyPenalty != 0 || cfg.PresencePenalty != 0) {
+					add(C.llama_sampler_init_penalties(C.int32_t(repeatLastN), C.float(cfg.RepeatPenalty), C.float(cfg.FrequencyPenalty), C.float(cfg.PresencePenalty)))
 				}
 			case StageDRY:
 				if cfg.DRYMultiplier != 0 {
@@ -402,11 +440,30 @@ func newDRY(m *Model, cfg *SamplerConfig) *C.struct_llama_sampler {
 		defer C.free(unsafe.Pointer(bp))
 		copy(unsafe.Slice(bp, len(breakers)), breakers)
 	}
-	return C.llama_sampler_init_dry(m.vocab, C.int32_t(m.info.nCtxTrain), C.float(cfg.DRYMultiplier), C.float(cfg.DRYBase),
-		C.int32_t(cfg.DRYAllowedLength), C.int32_t(cfg.DRYLastN), bp, C.size_t(len(breakers)))
+	return C.llama_sampler_init_dry(m.vocab, C.int32_t(cfg.contextSize(m)), C.float(cfg.DRYMultiplier), C.float(cfg.DRYBase),
+		C.int32_t(cfg.DRYAllowedLength), C.int32_t(cfg.window(m, cfg.DRYLastN)), bp, C.size_t(len(breakers)))
+}
+
+// contextSize is ContextSize, or the model's trained context.
+func (cfg *SamplerConfig) contextSize(m *Model) int {
+	if cfg.ContextSize > 0 {
+		return cfg.ContextSize
+	}
+	return min(max(m.info.nCtxTrain, 0), MaxSamplerWindow)
+}
+
+// window resolves a penalty window of -1 to the context size.
+func (cfg *SamplerConfig) window(m *Model, n int) int {
+	if n == -1 {
+		return cfg.contextSize(m)
+	}
+	return n
 }
 
 func newGrammar(m *Model, cfg *SamplerConfig) (*C.struct_llama_sampler, error) {
+	if err := checkGrammar(cfg.Grammar, cfg.GrammarRoot); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalidGrammar, err)
+	}
 	gs := C.CString(cfg.Grammar)
 	defer C.free(unsafe.Pointer(gs))
 	root := C.CString(cfg.GrammarRoot)

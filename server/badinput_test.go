@@ -56,7 +56,21 @@ func TestBadInput(t *testing.T) {
 		{"bad seed", chat, `{` + msgs + `,"seed":-7}`, 400, "seed", ""},
 		{"logit_bias key", chat, `{` + msgs + `,"logit_bias":{"abc":1}}`, 400, "logit_bias", "invalid_token"},
 		{"logit_bias value", chat, `{` + msgs + `,"logit_bias":{"5":500}}`, 400, "logit_bias", ""},
+		{"repeat_last_n beyond the context", comp, `{"prompt":"a","repeat_last_n":257}`, 400, "repeat_last_n", ""},
+		{"repeat_last_n beyond 32 bits", comp, `{"prompt":"a","repeat_last_n":4294967306}`, 400, "repeat_last_n", ""},
 		{"bad grammar", comp, `{"prompt":"a","grammar":"root ::= ("}`, 400, "grammar", ""},
+		// One of these crashed llama.cpp's schema converter, and with it
+		// the server; the others made it, or the grammar parser, loop or
+		// grow without end.
+		{"schema pattern with (?:)", chat, `{` + msgs + `,` + schemaFormat(`{"type":"string","pattern":"^(?:a)$"}`) + `}`, 400, "response_format.json_schema.schema", ""},
+		{"schema pattern with a named group", chat, `{` + msgs + `,` + schemaFormat(`{"type":"string","pattern":"^(?<n>a)$"}`) + `}`, 400, "response_format.json_schema.schema", ""},
+		{"schema pattern with a lookahead", chat, `{` + msgs + `,` + schemaFormat(`{"type":"string","pattern":"^(?=a)b$"}`) + `}`, 400, "response_format.json_schema.schema", ""},
+		{"schema pattern with a leading quantifier", chat, `{` + msgs + `,` + schemaFormat(`{"type":"string","pattern":"^+[a-z]$"}`) + `}`, 400, "response_format.json_schema.schema", ""},
+		{"schema pattern with a stray bracket", chat, `{` + msgs + `,` + schemaFormat(`{"type":"string","pattern":"^a]$"}`) + `}`, 400, "response_format.json_schema.schema", ""},
+		{"schema with inverted lengths", chat, `{` + msgs + `,` + schemaFormat(`{"type":"string","minLength":3,"maxLength":1}`) + `}`, 400, "response_format.json_schema.schema", ""},
+		{"schema pattern with an inverted repetition", chat, `{` + msgs + `,` + schemaFormat(`{"type":"string","pattern":"^a{2,1}$"}`) + `}`, 400, "response_format.json_schema.schema", ""},
+		{"grammar with an inverted repetition", comp, `{"prompt":"a","grammar":"root ::= \"a\"{2,1}"}`, 400, "grammar", ""},
+		{"grammar with hidden left recursion", comp, `{"prompt":"a","grammar":"root ::= z root | \"b\"\nz ::= y\ny ::= \"a\" |"}`, 400, "grammar", ""},
 		{"grammar and response_format", chat, `{` + msgs + `,"grammar":"root ::= \"a\"","response_format":{"type":"json_object"}}`, 400, "grammar", ""},
 		{"bad response_format", chat, `{` + msgs + `,"response_format":{"type":"yaml"}}`, 400, "response_format.type", ""},
 		{"json_schema without schema", chat, `{` + msgs + `,"response_format":{"type":"json_schema","json_schema":{"name":"x"}}}`, 400, "response_format.json_schema.schema", ""},
@@ -128,4 +142,9 @@ func checkErrorShape(t *testing.T, body []byte, param, code string) {
 	if code != "" && (e.Code == nil || *e.Code != code) {
 		t.Errorf("code = %v, want %q: %s", e.Code, code, body)
 	}
+}
+
+// schemaFormat is a response_format field of type json_schema.
+func schemaFormat(schema string) string {
+	return `"response_format":{"type":"json_schema","json_schema":{"name":"x","schema":` + schema + `}}`
 }

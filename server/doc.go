@@ -11,7 +11,8 @@
 // top_logprobs, response_format (json_object, or json_schema converted
 // with llama.JSONSchemaGrammar), stream with stream_options.include_usage,
 // and echo for text completions; and llama.cpp's extras top_k, min_p,
-// repeat_penalty, repeat_last_n, grammar (GBNF) and ignore_eos. Sampling
+// repeat_penalty, repeat_last_n (-1: the slot's context, which bounds
+// it), grammar (GBNF) and ignore_eos. Sampling
 // fields left out keep llama.cpp's defaults, as llama-server does. A text
 // completion without max_tokens generates 16 tokens (OpenAI's default); a
 // chat completion goes on to the end of the reply, Config.MaxTokens or

@@ -288,8 +288,11 @@ func (s *Server) genParams(q *samplingParams, maxTokens *int, defMax int) (*genP
 		}
 		opt(llama.WithTopK(*q.TopK))
 	}
-	if q.RepeatLastN != nil && *q.RepeatLastN < -1 {
-		return nil, badRequest("repeat_last_n", "'repeat_last_n' must be -1 (the context), 0 (off) or positive, not %d.", *q.RepeatLastN)
+	// A window of -1 is the slot's context, as in llama-server; a longer
+	// one sees nothing more, and llama.cpp allocates it in full.
+	opt(llama.WithSamplerContextSize(s.cfg.SlotContext))
+	if q.RepeatLastN != nil && (*q.RepeatLastN < -1 || *q.RepeatLastN > s.cfg.SlotContext) {
+		return nil, badRequest("repeat_last_n", "'repeat_last_n' must be -1 (the context), 0 (off) or at most the context size %d, not %d.", s.cfg.SlotContext, *q.RepeatLastN)
 	}
 	if q.PresencePenalty != nil || q.FrequencyPenalty != nil || q.RepeatPenalty != nil || q.RepeatLastN != nil {
 		lastN, repeat, freq, pres := 64, 1.0, 0.0, 0.0

@@ -199,9 +199,9 @@ func (o *benchOptions) validate() error {
 	}
 	o.fa = nil
 	for _, s := range splitList(o.FlashAttn) {
-		fa, ok := parseFlashAttn(s)
-		if !ok {
-			return usageErrorf("--flash-attn: %q is not on, off or auto", s)
+		fa, err := flashAttnFlag(s)
+		if err != nil {
+			return err
 		}
 		o.fa = append(o.fa, fa)
 	}
@@ -470,18 +470,6 @@ func parsePairs(flag string, vals []string, lo int) ([][2]int, error) {
 		}
 	}
 	return out, nil
-}
-
-func parseFlashAttn(s string) (llama.FlashAttention, bool) {
-	switch strings.ToLower(s) {
-	case "on", "1", "true", "enabled", "yes":
-		return llama.FlashAttentionOn, true
-	case "off", "0", "false", "disabled", "no":
-		return llama.FlashAttentionOff, true
-	case "auto", "-1":
-		return llama.FlashAttentionAuto, true
-	}
-	return 0, false
 }
 
 func parseBool01(s string) (bool, bool) {

@@ -116,7 +116,7 @@ func TestBenchFlags(t *testing.T) {
 		{name: "ngl below -1", args: []string{"-m", "m", "-ngl", "-2"}, wantErr: "--n-gpu-layers: -2 is below -1"},
 		{name: "odd pair", args: []string{"-m", "m", "-pg", "512"}, wantErr: `--prompt-gen: "512" is not a pair`},
 		{name: "e2e without prompt", args: []string{"-m", "m", "--e2e", "0,8"}, wantErr: "--e2e"},
-		{name: "bad flash-attn", args: []string{"-m", "m", "-fa", "maybe"}, wantErr: `--flash-attn: "maybe"`},
+		{name: "bad flash-attn", args: []string{"-m", "m", "-fa", "maybe"}, wantErr: `--flash-attn must be on, off or auto (or 1, 0, -1), not "maybe"`},
 		{name: "bad cache type", args: []string{"-m", "m", "-ctk", "q9_0"}, wantErr: `--cache-type-k: unknown cache type "q9_0"`},
 		{name: "bad mmap", args: []string{"-m", "m", "-mmp", "2"}, wantErr: `--mmap: "2" is not 1 or 0`},
 		{name: "quantized V turns the default flash attention on", args: []string{"-m", "m.gguf", "-ctv", "q8_0"}, want: func(p *parsed) {

@@ -27,7 +27,7 @@ func addFitFlags(f *pflag.FlagSet, o *fitFlags) {
 	f.BoolVar(&o.Fit, "fit", false, "plan where the layers would go and the memory of each device (weights, KV cache, compute)")
 	f.IntVar(&o.GPULayers, "n-gpu-layers", -1, "for --fit: layers to offload to GPUs (short -ngl; -1: all)")
 	f.IntVar(&o.UBatchSize, "ubatch-size", 512, "for --fit: physical batch size, which sizes the compute buffers (short -ub)")
-	f.StringVar(&o.FlashAttn, "flash-attn", "auto", "for --fit: flash attention: on, off or auto (short -fa)")
+	f.StringVar(&o.FlashAttn, "flash-attn", "auto", "for --fit: "+flashAttnUsage)
 	addGPUFlags(f, &o.GPU)
 }
 
@@ -38,9 +38,9 @@ func (o *fitFlags) validate() error {
 	if o.UBatchSize < 1 {
 		return usageErrorf("--ubatch-size must be positive, not %d", o.UBatchSize)
 	}
-	fa, ok := parseFlashAttn(o.FlashAttn)
-	if !ok {
-		return usageErrorf("--flash-attn must be on, off or auto, not %q", o.FlashAttn)
+	fa, err := flashAttnFlag(o.FlashAttn)
+	if err != nil {
+		return err
 	}
 	o.flashAttn = fa
 	return o.GPU.validate()

@@ -32,7 +32,7 @@ func addGenerationFlags(f *pflag.FlagSet, o *runOptions) {
 	f.IntVar(&o.ThreadsBatch, "threads-batch", 0, "threads for prompt processing (short -tb; default: the same as --threads)")
 	f.IntVar(&o.GPULayers, "n-gpu-layers", -1, "layers to offload to GPUs (short -ngl; -1: all)")
 	addGPUFlags(f, &o.GPU)
-	f.StringVar(&o.FlashAttn, "flash-attn", "auto", "flash attention: on, off or auto (short -fa)")
+	f.StringVar(&o.FlashAttn, "flash-attn", "auto", flashAttnUsage)
 	f.StringVar(&o.CacheTypeK, "cache-type-k", "f16", "KV cache type for K: f32, f16, bf16, q8_0, q4_0, q4_1, iq4_nl, q5_0, q5_1 (short -ctk)")
 	f.StringVar(&o.CacheTypeV, "cache-type-v", "f16", "KV cache type for V, as --cache-type-k (short -ctv)")
 	f.BoolVar(&o.NoMmap, "no-mmap", false, "read the model into memory instead of mapping it")
@@ -51,7 +51,7 @@ func addGenerationFlags(f *pflag.FlagSet, o *runOptions) {
 	f.IntVar(&o.Mirostat, "mirostat", 0, "Mirostat sampling version: 0 (off), 1 or 2")
 	f.Float32Var(&o.MirostatLR, "mirostat-lr", 0.1, "Mirostat learning rate (eta)")
 	f.Float32Var(&o.MirostatEnt, "mirostat-ent", 5.0, "Mirostat target entropy (tau)")
-	f.Int64Var(&o.Seed, "seed", -1, "random seed (-1: random)")
+	f.Int64VarP(&o.Seed, "seed", "s", -1, "random seed (-1: random)")
 	f.StringVar(&o.Grammar, "grammar", "", "constrain the output with a GBNF grammar")
 	f.StringVar(&o.GrammarFile, "grammar-file", "", "read the GBNF grammar from a file")
 	f.StringVarP(&o.JSONSchema, "json-schema", "j", "", "constrain the output to JSON that this JSON Schema allows (converted to a grammar as llama.cpp does)")
@@ -207,19 +207,39 @@ type unprefixed struct{ error }
 func (e unprefixed) Error() string { return strings.TrimPrefix(e.error.Error(), "llama: ") }
 func (e unprefixed) Unwrap() error { return e.error }
 
+// flashAttnUsage is the help of --flash-attn for run, chat and serve.
+const flashAttnUsage = "flash attention: on, off or auto, also 1, 0 or -1 (short -fa)"
+
+// parseFlashAttn reads a value of --flash-attn as llama.cpp spells them:
+// on, off, auto, or 1, 0, -1 (and true, false, yes, no), in any case.
+// run, chat, serve, bench and info --fit all accept the same.
+func parseFlashAttn(s string) (llama.FlashAttention, bool) {
+	switch strings.ToLower(s) {
+	case "on", "1", "true", "enabled", "yes":
+		return llama.FlashAttentionOn, true
+	case "off", "0", "false", "disabled", "no":
+		return llama.FlashAttentionOff, true
+	case "auto", "-1":
+		return llama.FlashAttentionAuto, true
+	}
+	return 0, false
+}
+
+// flashAttnFlag is parseFlashAttn with the usage error of a bad value.
+func flashAttnFlag(s string) (llama.FlashAttention, error) {
+	fa, ok := parseFlashAttn(s)
+	if !ok {
+		return 0, usageErrorf("--flash-attn must be on, off or auto (or 1, 0, -1), not %q", s)
+	}
+	return fa, nil
+}
+
 // parseAttention parses --flash-attn, --cache-type-k and --cache-type-v,
 // refusing a quantized V cache without flash attention as llama.cpp does.
 func parseAttention(fa, typeK, typeV string) (llama.FlashAttention, llama.CacheType, llama.CacheType, error) {
-	var mode llama.FlashAttention
-	switch fa {
-	case "on":
-		mode = llama.FlashAttentionOn
-	case "off":
-		mode = llama.FlashAttentionOff
-	case "auto":
-		mode = llama.FlashAttentionAuto
-	default:
-		return 0, 0, 0, usageErrorf("--flash-attn must be on, off or auto, not %q", fa)
+	mode, err := flashAttnFlag(fa)
+	if err != nil {
+		return 0, 0, 0, err
 	}
 	k, err := parseCacheType("--cache-type-k", typeK)
 	if err != nil {

@@ -162,7 +162,7 @@ func TestQuantizeKQuants(t *testing.T) {
 
 	// Requantizing needs --allow-requantize.
 	stdout, stderr, code := cli(t, "", "quantize", mix, filepath.Join(dir, "re.gguf"), "Q4_0")
-	if code != exitError || stdout != "" || !strings.Contains(stderr, "quantize "+mix+" to Q4_0 failed") {
+	if code != exitError || stdout != "" || !strings.Contains(stderr, "quantize "+mix+" to Q4_0: requantizing from type") {
 		t.Errorf("requantize: exit %d, stdout %q, stderr %q", code, stdout, stderr)
 	}
 	oneLine(t, stderr)

@@ -175,8 +175,8 @@ func (o *runOptions) validate() error {
 	if !finite(o.RepeatPenalty) || o.RepeatPenalty < 0 {
 		return usageErrorf("--repeat-penalty must not be negative, not %v", o.RepeatPenalty)
 	}
-	if o.RepeatLastN < -1 {
-		return usageErrorf("--repeat-last-n must be -1 (the context), 0 (off) or positive, not %d", o.RepeatLastN)
+	if o.RepeatLastN < -1 || o.RepeatLastN > llama.MaxSamplerWindow {
+		return usageErrorf("--repeat-last-n must be -1 (the context), 0 (off) or at most %d, not %d", llama.MaxSamplerWindow, o.RepeatLastN)
 	}
 	if !finite(o.PresencePenalty) {
 		return usageErrorf("--presence-penalty must be a finite number, not %v", o.PresencePenalty)

@@ -102,6 +102,7 @@ func TestRunFlags(t *testing.T) {
 		{name: "negative min-p", args: []string{"-m", "m", "x", "--min-p", "-0.1"}, wantErr: "--min-p"},
 		{name: "repeat-last-n below -1", args: []string{"-m", "m", "x", "--repeat-last-n", "-2"}, wantErr: "--repeat-last-n"},
 		{name: "mirostat 3", args: []string{"-m", "m", "x", "--mirostat", "3"}, wantErr: "--mirostat must be"},
+		{name: "repeat-last-n too large", args: []string{"-m", "m", "x", "--repeat-last-n", "2000000000"}, wantErr: "--repeat-last-n"},
 		{name: "seed below -1", args: []string{"-m", "m", "x", "--seed", "-2"}, wantErr: "--seed"},
 		{name: "seed above 32 bits", args: []string{"-m", "m", "x", "--seed", "4294967296"}, wantErr: "--seed"},
 		{name: "grammar and grammar-file", args: []string{"-m", "m", "x", "--grammar", "a", "--grammar-file", "b"}, wantErr: "--grammar and --grammar-file"},
@@ -340,6 +341,11 @@ func TestRunErrors(t *testing.T) {
 		{"echo of a prompt that fails", []string{"run", "-m", stories, "-c", "64", "--echo", long}, exitError, "does not fit"},
 		{"missing prompt file", []string{"run", "-m", stories, "-f", missing}, exitError, missing},
 		{"missing grammar file", []string{"run", "-m", stories, "--grammar-file", missing, "hi"}, exitError, missing},
+		// llama.cpp's converter crashed on the first, and its grammar
+		// parser grew without end on the others.
+		{"pattern it cannot convert", []string{"run", "-m", stories, "--json-schema", `{"type":"string","pattern":"^(?:a)$"}`, "hi"}, exitError, `--json-schema: invalid JSON schema: pattern "^(?:a)$": (?...) groups`},
+		{"inverted lengths", []string{"run", "-m", stories, "--json-schema", `{"type":"string","minLength":3,"maxLength":1}`, "hi"}, exitError, "minLength 3 is greater than maxLength 1"},
+		{"inverted repetition", []string{"run", "-m", stories, "--grammar", `root ::= "a"{2,1}`, "hi"}, exitError, "invalid grammar: repetition {2,1}"},
 		{"usage", []string{"run", "-m", stories}, exitUsage, "with --file (see 'llamago run --help')"},
 		{"unknown command", []string{"walk"}, exitUsage, `unknown command "walk"`},
 		{"unknown flag", []string{"run", "-m", stories, "-x", "hi"}, exitUsage, "unknown shorthand flag: 'x'"},
@@ -458,5 +464,75 @@ func TestRunLoRA(t *testing.T) {
 		if code != tc.code || !strings.Contains(stderr, tc.want) || strings.Count(strings.TrimSpace(stderr), "\n") != 0 {
 			t.Errorf("%q: exit %d, stderr %q; want exit %d and one line with %q", tc.args, code, stderr, tc.code, tc.want)
 		}
+	}
+}
+
+// TestFlashAttnSpellings: run, chat, serve and bench read -fa with the
+// same spellings (llama.cpp's on, off, auto, 1, 0, -1), and refuse the same
+// values with the same message; run and chat take -s for --seed.
+func TestFlashAttnSpellings(t *testing.T) {
+	parse := map[string]func(t *testing.T, fa string) (llama.FlashAttention, error){
+		"run": func(t *testing.T, fa string) (llama.FlashAttention, error) {
+			var got *runOptions
+			_, err := parseFlags(t, newRunCmd(&iostreams{}, func(o *runOptions) error { got = o; return nil }), "run", "-m", "m", "-fa", fa, "x")
+			if err != nil {
+				return 0, err
+			}
+			return got.flashAttn, nil
+		},
+		"chat": func(t *testing.T, fa string) (llama.FlashAttention, error) {
+			var got *chatOptions
+			_, err := parseFlags(t, newChatCmd(&iostreams{}, func(o *chatOptions) error { got = o; return nil }), "chat", "-m", "m", "-fa", fa)
+			if err != nil {
+				return 0, err
+			}
+			return got.Gen.flashAttn, nil
+		},
+		"serve": func(t *testing.T, fa string) (llama.FlashAttention, error) {
+			var got *serveOptions
+			_, err := parseFlags(t, newServeCmd(&iostreams{}, func(o *serveOptions) error { got = o; return nil }), "serve", "-m", "m", "-fa", fa)
+			if err != nil {
+				return 0, err
+			}
+			return got.flashAttn, nil
+		},
+		"bench": func(t *testing.T, fa string) (llama.FlashAttention, error) {
+			o, err := parseBench(t, "-m", "m", "-fa", fa)
+			if err != nil {
+				return 0, err
+			}
+			if len(o.fa) != 1 {
+				t.Fatalf("bench -fa %s: %v", fa, o.fa)
+			}
+			return o.fa[0], nil
+		},
+	}
+	want := map[string]llama.FlashAttention{
+		"on": llama.FlashAttentionOn, "1": llama.FlashAttentionOn, "true": llama.FlashAttentionOn, "ON": llama.FlashAttentionOn,
+		"off": llama.FlashAttentionOff, "0": llama.FlashAttentionOff, "false": llama.FlashAttentionOff,
+		"auto": llama.FlashAttentionAuto, "-1": llama.FlashAttentionAuto,
+	}
+	for cmd, p := range parse {
+		for s, w := range want {
+			if got, err := p(t, s); err != nil || got != w {
+				t.Errorf("%s -fa %s: %v, %v; want %v", cmd, s, got, err, w)
+			}
+		}
+		_, err := p(t, "2")
+		if err == nil || !strings.Contains(err.Error(), `--flash-attn must be on, off or auto (or 1, 0, -1), not "2"`) {
+			t.Errorf("%s -fa 2: %v", cmd, err)
+		}
+	}
+	if o, err := parseBench(t, "-m", "m", "-fa", "0,1"); err != nil || !slices.Equal(o.fa, []llama.FlashAttention{llama.FlashAttentionOff, llama.FlashAttentionOn}) {
+		t.Errorf("bench -fa 0,1: %v, %v", o, err)
+	}
+
+	var run *runOptions
+	if _, err := parseFlags(t, newRunCmd(&iostreams{}, func(o *runOptions) error { run = o; return nil }), "run", "-m", "m", "-s", "7", "x"); err != nil || run.seed != 7 {
+		t.Errorf("run -s 7: %v, %+v", err, run)
+	}
+	var ch *chatOptions
+	if _, err := parseFlags(t, newChatCmd(&iostreams{}, func(o *chatOptions) error { ch = o; return nil }), "chat", "-m", "m", "-s", "8"); err != nil || ch.Gen.seed != 8 {
+		t.Errorf("chat -s 8: %v, %+v", err, ch)
 	}
 }

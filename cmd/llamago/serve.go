@@ -115,7 +115,7 @@ func newServeCmd(streams *iostreams, runF func(*serveOptions) error) *cobra.Comm
 	f.IntVarP(&opts.Threads, "threads", "t", llama.DefaultThreads(), "threads for generation")
 	f.IntVar(&opts.ThreadsBatch, "threads-batch", 0, "threads for prompt processing (short -tb; default: the same as --threads)")
 	f.IntVar(&opts.GPULayers, "n-gpu-layers", -1, "layers to offload to GPUs (short -ngl; -1: all)")
-	f.StringVar(&opts.FlashAttn, "flash-attn", "auto", "flash attention: on, off or auto (short -fa)")
+	f.StringVar(&opts.FlashAttn, "flash-attn", "auto", flashAttnUsage)
 	f.StringVar(&opts.CacheTypeK, "cache-type-k", "f16", "KV cache type for K (short -ctk): "+cacheTypeNames)
 	f.StringVar(&opts.CacheTypeV, "cache-type-v", "f16", "KV cache type for V, as --cache-type-k (short -ctv)")
 	f.BoolVar(&opts.KVUnified, "kv-unified", false, "one KV buffer for all slots: less memory for n > 1, slower attention with many slots")
