@@ -31,8 +31,15 @@ type Context struct {
 	m      *Model
 	c      *C.struct_llama_context
 	mem    C.llama_memory_t
-	abort  *C.int32_t // set while a caller's ctx is done; read by llamago_abort
 	closed bool
+
+	// abort is llama.cpp's abort flag: set while a decode's ctx is done, or
+	// while the context closes; read by llamago_abort during a decode. The
+	// goroutines that watch a ctx set it without c.mu, so the pointer is
+	// guarded by abortMu, and Close frees it under that lock.
+	abortMu sync.Mutex
+	abort   *C.int32_t
+	closing bool // Close has begun: the flag stays set
 
 	nCtx, nBatch, nUbatch, nSeqMax int
 	embeddings                     bool
@@ -380,6 +387,15 @@ func (c *Context) Close() error {
 func (c *Context) closeFromModel() { c.free() }
 
 func (c *Context) free() bool {
+	// Abort a decode in progress in another goroutine, so that Close does
+	// not wait for it to finish.
+	c.abortMu.Lock()
+	c.closing = true
+	if c.abort != nil {
+		(*atomic.Int32)(unsafe.Pointer(c.abort)).Store(1)
+	}
+	c.abortMu.Unlock()
+
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
@@ -390,8 +406,11 @@ func (c *Context) free() bool {
 	}
 	C.llama_free(c.c)
 	c.releaseAdapters()
+	c.abortMu.Lock()
 	C.free(unsafe.Pointer(c.abort))
-	c.c, c.abort, c.closed = nil, nil, true
+	c.abort = nil
+	c.abortMu.Unlock()
+	c.c, c.closed = nil, true
 	return true
 }
 
@@ -567,9 +586,18 @@ func (c *Context) decode(ctx context.Context, b *Batch, encode bool) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
+		if c.isClosing() {
+			return ErrClosed
+		}
 	}
 	c.outputs = c.outputs[:0]
 	return &DecodeError{Code: int(rc)}
+}
+
+func (c *Context) isClosing() bool {
+	c.abortMu.Lock()
+	defer c.abortMu.Unlock()
+	return c.closing
 }
 
 // yieldEvery is how often a goroutine that decodes back to back passes
@@ -598,19 +626,29 @@ func (c *Context) yield(start clock.Time) {
 }
 
 // watch makes llama.cpp's abort callback fire once ctx is done, until the
-// returned function is called.
+// returned function is called. It may be called without c.mu: the flag is
+// set under abortMu, and not at all once Close has freed it.
 func (c *Context) watch(ctx context.Context) (release func()) {
-	flag := (*atomic.Int32)(unsafe.Pointer(c.abort))
 	done := make(chan struct{})
 	stop := context.AfterFunc(ctx, func() {
-		flag.Store(1)
+		c.setAbort(1)
 		close(done)
 	})
 	return func() {
 		if !stop() {
 			<-done
 		}
-		flag.Store(0)
+		c.setAbort(0)
+	}
+}
+
+// setAbort sets llama.cpp's abort flag, unless the context is closing
+// (whose flag stays set until Close frees it).
+func (c *Context) setAbort(v int32) {
+	c.abortMu.Lock()
+	defer c.abortMu.Unlock()
+	if c.abort != nil && !c.closing {
+		(*atomic.Int32)(unsafe.Pointer(c.abort)).Store(v)
 	}
 }
 

@@ -433,8 +433,12 @@ func (g *generation) decode(tokens []TokenID, wantLogits bool) error {
 	}
 	b.c.n_tokens = C.int32_t(len(tokens))
 	if err := c.decode(g.ctx, b, false); err != nil {
-		// Drop whatever finished micro-batches left, to match h.
-		C.llama_memory_seq_rm(c.mem, C.llama_seq_id(seq), C.llama_pos(len(h.tokens)), -1)
+		// Drop whatever finished micro-batches left, to match h. A memory
+		// that cannot remove part of a sequence (recurrent, hybrid) has
+		// moved on: h no longer says what it holds.
+		if !C.llama_memory_seq_rm(c.mem, C.llama_seq_id(seq), C.llama_pos(len(h.tokens)), -1) {
+			h.valid = false
+		}
 		return err
 	}
 	h.tokens = append(h.tokens, tokens...)
@@ -485,15 +489,20 @@ func (g *generation) release(t TokenID, flush bool) (text string, stopped bool) 
 		return piece, false // the common case: no copy
 	}
 	g.pending = append(g.pending, piece...)
+	// The earliest match in the text wins, whatever the order of the
+	// stops. A match must end in the new piece: earlier text was checked.
+	cut := -1
 	for _, s := range g.cfg.stops {
-		// A match must end in the new piece, since earlier text was checked.
 		from := max(0, len(g.pending)-len(piece)-len(s)+1)
-		if i := strings.Index(string(g.pending[from:]), s); i >= 0 {
+		if i := strings.Index(string(g.pending[from:]), s); i >= 0 && (cut < 0 || from+i < cut) {
+			cut = from + i
 			g.stats.StopString = s
-			out := string(g.pending[:from+i])
-			g.pending = g.pending[:0]
-			return out, true
 		}
+	}
+	if cut >= 0 {
+		out := string(g.pending[:cut])
+		g.pending = g.pending[:0]
+		return out, true
 	}
 	n := len(g.pending)
 	if !flush {

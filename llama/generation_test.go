@@ -3,6 +3,7 @@ package llama_test
 import (
 	"context"
 	"errors"
+	"iter"
 	"math"
 	"slices"
 	"strings"
@@ -33,8 +34,31 @@ func generate(t testing.TB, c *llama.Context, ctx context.Context, prompt string
 	t.Helper()
 	var r run
 	opts = append(opts, llama.WithStats(&r.stats))
+	return collect(t, c.Generate(ctx, prompt, opts...), &r)
+}
+
+// generateTokens is generate with a tokenized prompt.
+func generateTokens(t testing.TB, c *llama.Context, ctx context.Context, prompt []llama.TokenID, opts ...llama.GenerateOption) run {
+	t.Helper()
+	var r run
+	opts = append(opts, llama.WithStats(&r.stats))
+	return collect(t, c.GenerateTokens(ctx, prompt, opts...), &r)
+}
+
+func mustGenerateTokens(t testing.TB, c *llama.Context, prompt []llama.TokenID, opts ...llama.GenerateOption) run {
+	t.Helper()
+	r := generateTokens(t, c, context.Background(), prompt, opts...)
+	if r.err != nil {
+		t.Fatalf("GenerateTokens: %v", r.err)
+	}
+	return r
+}
+
+// collect runs a generation into r (whose stats it fills already).
+func collect(t testing.TB, seq iter.Seq2[llama.Token, error], r *run) run {
+	t.Helper()
 	var b strings.Builder
-	for tok, err := range c.Generate(ctx, prompt, opts...) {
+	for tok, err := range seq {
 		if r.err != nil {
 			t.Fatalf("Generate yielded after the error %v", r.err)
 		}
@@ -49,7 +73,7 @@ func generate(t testing.TB, c *llama.Context, ctx context.Context, prompt string
 		b.WriteString(tok.Text)
 	}
 	r.text = b.String()
-	return r
+	return *r
 }
 
 func greedy(n int) []llama.GenerateOption {
@@ -219,17 +243,23 @@ func TestStopStrings(t *testing.T) {
 		p, _ := m.TokenToPiece(tok.ID, false)
 		pieces = append(pieces, p)
 	}
-	var split string
-	for i := 3; i+1 < len(pieces); i++ {
-		if len(pieces[i]) >= 3 && len(pieces[i+1]) >= 3 {
+	// split spans two long pieces; next is the second of them, first
+	// found in the text there: both end in the same piece, split earlier.
+	var split, next string
+	at := 0
+	for i := 0; i+1 < len(pieces); i++ {
+		if i >= 3 && len(pieces[i]) >= 3 && len(pieces[i+1]) >= 3 &&
+			strings.Index(full.text, pieces[i+1]) == at+len(pieces[i]) {
 			split = pieces[i][len(pieces[i])-2:] + pieces[i+1][:2]
+			next = pieces[i+1]
 			break
 		}
+		at += len(pieces[i])
 	}
 	if split == "" {
 		t.Fatal("no two long pieces in a row")
 	}
-	t.Logf("split stop string %q", split)
+	t.Logf("split stop string %q, next piece %q", split, next)
 
 	tests := []struct {
 		name  string
@@ -239,6 +269,9 @@ func TestStopStrings(t *testing.T) {
 		{"word", []string{"Lily"}, "Lily"},
 		{"split", []string{split}, split},
 		{"first of two", []string{"park", "Lily"}, "Lily"},
+		// Both end in the same piece: the one that starts first in the
+		// text wins, not the first listed.
+		{"earliest of two", []string{next, split}, split},
 		{"one char", []string{"."}, "."},
 		{"newline absent", []string{"\n"}, ""},
 		{"empty ignored", []string{""}, ""},

@@ -481,9 +481,14 @@ func (e *engine) step(ctx context.Context) bool {
 	e.met.decodeCalls.Add(1)
 	if err != nil {
 		// Drop what finished micro-batches left, to match the slots'
-		// records, and fail the requests in the batch.
+		// records, and fail the requests in the batch. A memory that
+		// cannot remove part of a sequence (recurrent, hybrid) has moved
+		// on: empty the slot.
 		for _, s := range in {
-			_, _ = e.c.RemoveTokens(s.id, len(s.cache), -1)
+			if ok, err := e.c.RemoveTokens(s.id, len(s.cache), -1); err != nil || !ok {
+				_, _ = e.c.RemoveTokens(s.id, -1, -1)
+				s.cache = s.cache[:0]
+			}
 		}
 		if ctx.Err() != nil {
 			return true // shutting down
