@@ -10,10 +10,8 @@ import (
 	"errors"
 	"fmt"
 	"iter"
-	"math"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/llamago/llamago/internal/clock"
 )
@@ -85,7 +83,6 @@ func (s Stats) PromptTokensPerSecond() float64 {
 type generateConfig struct {
 	maxTokens   int
 	stops       []string
-	ignoreEOS   bool
 	sampler     *Sampler
 	samplerOpts []SamplerOption
 	seq         int
@@ -111,10 +108,6 @@ func WithStop(stops ...string) GenerateOption {
 		}
 	}
 }
-
-// WithIgnoreEOS keeps generating past end-of-generation tokens by banning
-// them (only with a sampler Generate builds, see WithSampling).
-func WithIgnoreEOS() GenerateOption { return func(c *generateConfig) { c.ignoreEOS = true } }
 
 // WithSampler samples with s, which the caller owns. Without it Generate
 // builds one from WithSampling's options.
@@ -210,15 +203,14 @@ func (c *Context) Complete(ctx context.Context, prompt string, opts ...GenerateO
 
 // generation is the state of one Generate call.
 type generation struct {
-	ctx     context.Context
-	seqs    [1]int // the sequence, as Batch.set takes it
-	c       *Context
-	cfg     *generateConfig
-	s       *Sampler
-	start   clock.Time
-	stats   Stats
-	pending []byte // generated text not yet released
-	maxStop int    // length of the longest stop string
+	ctx   context.Context
+	seqs  [1]int // the sequence, as Batch.set takes it
+	c     *Context
+	cfg   *generateConfig
+	s     *Sampler
+	start clock.Time
+	stats Stats
+	text  textStream
 }
 
 func (c *Context) generate(ctx context.Context, prompt []TokenID, cfg *generateConfig, yield func(Token, error) bool) {
@@ -277,10 +269,10 @@ func (c *Context) generate(ctx context.Context, prompt []TokenID, cfg *generateC
 			g.stats.TimeToFirst = now.Sub(g.start)
 		}
 		g.stats.Generation = now.Sub(first)
-		if !cfg.ignoreEOS && c.m.IsEOG(tok) {
+		if c.m.isEOG(tok) {
 			g.stats.StopReason = StopEOG
-			if len(g.pending) > 0 {
-				yield(Token{ID: NullToken, Text: string(g.pending), Index: g.stats.GeneratedTokens, Elapsed: now.Sub(g.start)}, nil)
+			if rest := g.text.flush(); rest != "" {
+				yield(Token{ID: NullToken, Text: rest, Index: g.stats.GeneratedTokens, Elapsed: now.Sub(g.start)}, nil)
 			}
 			return
 		}
@@ -329,30 +321,11 @@ func (g *generation) setup(prompt []TokenID) error {
 	if cfg.maxTokens == 0 {
 		return invalidArg("max tokens 0")
 	}
-	for _, s := range cfg.stops {
-		g.maxStop = max(g.maxStop, len(s))
-	}
+	g.text.stops = cfg.stops
 	g.stats.PromptTokens = len(prompt)
 	g.s = cfg.sampler
 	if g.s == nil {
 		opts := cfg.samplerOpts
-		if cfg.ignoreEOS {
-			bias := map[TokenID]float32{}
-			for t := range TokenID(c.m.info.nVocab) {
-				if c.m.IsEOG(t) {
-					bias[t] = float32(math.Inf(-1))
-				}
-			}
-			opts = append(opts[:len(opts):len(opts)], func(sc *SamplerConfig) {
-				// The caller's map, if any, is merged into ours, not changed.
-				for t, b := range sc.LogitBias {
-					if _, eog := bias[t]; !eog {
-						bias[t] = b
-					}
-				}
-				sc.LogitBias = bias
-			})
-		}
 		s, err := c.m.NewSampler(opts...)
 		if err != nil {
 			return err
@@ -479,84 +452,13 @@ func (g *generation) next() (t TokenID, last bool, err error) {
 	return t, false, nil
 }
 
-// release adds t's text to the pending bytes and returns what can be
-// released: everything up to a matched stop string (stopped), or all but a
-// trailing partial UTF-8 character and a trailing prefix of a stop string.
-// With flush, everything pending is released.
+// release runs t's text through the text stream: see textStream.push.
 func (g *generation) release(t TokenID, flush bool) (text string, stopped bool) {
-	piece := g.c.m.piece(t)
-	if len(g.pending) == 0 && len(g.cfg.stops) == 0 && (flush || fullUTF8(piece)) {
-		return piece, false // the common case: no copy
+	text, stop := g.text.push(g.c.m.piece(t), flush)
+	if stop >= 0 {
+		g.stats.StopString = g.text.stops[stop]
 	}
-	g.pending = append(g.pending, piece...)
-	// The earliest match in the text wins, whatever the order of the
-	// stops. A match must end in the new piece: earlier text was checked.
-	cut := -1
-	for _, s := range g.cfg.stops {
-		from := max(0, len(g.pending)-len(piece)-len(s)+1)
-		if i := strings.Index(string(g.pending[from:]), s); i >= 0 && (cut < 0 || from+i < cut) {
-			cut = from + i
-			g.stats.StopString = s
-		}
-	}
-	if cut >= 0 {
-		out := string(g.pending[:cut])
-		g.pending = g.pending[:0]
-		return out, true
-	}
-	n := len(g.pending)
-	if !flush {
-		n = min(n, incompleteUTF8(g.pending))
-		n = min(n, len(g.pending)-stopPrefix(g.pending, g.cfg.stops))
-	}
-	out := string(g.pending[:n])
-	g.pending = append(g.pending[:0], g.pending[n:]...)
-	return out, false
-}
-
-// fullUTF8 reports whether s does not end inside a UTF-8 character.
-func fullUTF8(s string) bool {
-	return incompleteUTF8(s) == len(s)
-}
-
-// incompleteUTF8 returns the length of b without a trailing incomplete
-// UTF-8 sequence.
-func incompleteUTF8[T string | []byte](b T) int {
-	for i := len(b) - 1; i >= 0 && i >= len(b)-utf8.UTFMax; i-- {
-		c := b[i]
-		if c < utf8.RuneSelf {
-			return len(b)
-		}
-		if utf8.RuneStart(c) {
-			need := 2
-			switch {
-			case c >= 0xF0:
-				need = 4
-			case c >= 0xE0:
-				need = 3
-			}
-			if len(b)-i < need {
-				return i
-			}
-			return len(b)
-		}
-	}
-	return len(b)
-}
-
-// stopPrefix returns the length of the longest suffix of b that is a proper
-// prefix of one of the stop strings.
-func stopPrefix(b []byte, stops []string) int {
-	best := 0
-	for _, s := range stops {
-		for k := min(len(s)-1, len(b)); k > best; k-- {
-			if string(b[len(b)-k:]) == s[:k] {
-				best = k
-				break
-			}
-		}
-	}
-	return best
+	return text, stop >= 0
 }
 
 // failDecode reports a failure during decoding with the right reason.

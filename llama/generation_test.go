@@ -370,8 +370,8 @@ func TestEOG(t *testing.T) {
 		t.Errorf("EOS bias: %q %d tokens %v", r.text, len(r.tokens), r.stats.StopReason)
 	}
 	// WithIgnoreEOS bans it again, without touching the caller's map.
-	r = mustGenerate(t, c, storiesPrompt, llama.WithMaxTokens(20), llama.WithIgnoreEOS(),
-		llama.WithSampling(llama.WithGreedy(), llama.WithLogitBias(bias)))
+	r = mustGenerate(t, c, storiesPrompt, llama.WithMaxTokens(20),
+		llama.WithSampling(llama.WithGreedy(), llama.WithLogitBias(bias), llama.WithIgnoreEOS()))
 	if len(r.ids) != 20 || r.stats.StopReason != llama.StopMaxTokens || slices.Contains(r.ids, m.EOS()) {
 		t.Errorf("WithIgnoreEOS: %d tokens %v", len(r.ids), r.stats.StopReason)
 	}

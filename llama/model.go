@@ -37,7 +37,9 @@ type Model struct {
 	children map[child]struct{}
 
 	piecesOnce sync.Once
-	pieces     []string // rendered text of every token, for Generate
+	pieces     []string  // rendered text of every token, for Generate
+	eogs       []TokenID // the end-of-generation tokens
+	eog        []bool    // by token: end of generation
 }
 
 // child is an object made from a Model that must be freed before it.

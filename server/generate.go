@@ -328,13 +328,11 @@ func (s *Server) genParams(q *samplingParams, maxTokens *int, defMax int) (*genP
 		}
 		bias[llama.TokenID(id)] = b
 	}
-	if q.IgnoreEOS {
-		for t, b := range s.eogBias {
-			bias[t] = b
-		}
-	}
 	if len(bias) > 0 {
 		opt(llama.WithLogitBias(bias))
+	}
+	if q.IgnoreEOS {
+		opt(llama.WithIgnoreEOS())
 	}
 
 	p.grammar = q.Grammar

@@ -927,8 +927,8 @@ func runE2E(ctx context.Context, lctx *llama.Context, in benchInstance, opts *be
 		n := 0
 		var last time.Duration
 		start := clock.Now()
-		for tok, err := range lctx.GenerateTokens(ctx, prompt, llama.WithMaxTokens(in.nGen), llama.WithIgnoreEOS(),
-			llama.WithSampling(llama.WithSeed(seed))) {
+		for tok, err := range lctx.GenerateTokens(ctx, prompt, llama.WithMaxTokens(in.nGen),
+			llama.WithSampling(llama.WithSeed(seed), llama.WithIgnoreEOS())) {
 			if err != nil {
 				return 0, 0, err
 			}

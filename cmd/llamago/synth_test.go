@@ -33,8 +33,8 @@ func testGenerate(t *testing.T, path string, n int) llama.Completion {
 		t.Fatalf("context for %s: %v", path, err)
 	}
 	defer lctx.Close()
-	c, err := lctx.Complete(ctx, "Once upon a time", llama.WithMaxTokens(n), llama.WithIgnoreEOS(),
-		llama.WithSampling(llama.WithGreedy()))
+	c, err := lctx.Complete(ctx, "Once upon a time", llama.WithMaxTokens(n),
+		llama.WithSampling(llama.WithGreedy(), llama.WithIgnoreEOS()))
 	if err != nil {
 		t.Fatalf("generate with %s: %v", path, err)
 	}
