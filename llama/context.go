@@ -20,12 +20,17 @@ import (
 )
 
 // Context is an inference session over a Model: its KV cache (memory),
-// batch buffers and threads. It holds up to MaxSequences independent
-// sequences, numbered from 0.
+// batch buffers and threads. It holds independent sequences, numbered from
+// 0 (WithSequences, up to MaxSequences).
 //
-// A Context is meant for one goroutine at a time. Concurrent calls are
-// serialised by a mutex, so misuse gives muddled sequences, never a crash.
-// Close it when done; closing the Model closes it too.
+// Generate and the Sequences that NewSequence hands out may be used from
+// several goroutines at once: their generations are decoded together in
+// shared batches, each sequence with its own cache, sampler and
+// cancellation (continuous batching). The lower-level calls (Decode,
+// RemoveTokens, the state functions) act on the sequences they name and
+// are serialised by a mutex, so mixing them with running generations
+// gives muddled sequences, never a crash. Close it when done; closing the
+// Model closes it too.
 type Context struct {
 	mu     sync.Mutex
 	m      *Model
@@ -49,7 +54,7 @@ type Context struct {
 	outputs  []bool         // logits flags of the last decoded batch
 	hist     []history      // per sequence: the tokens Generate knows are cached
 	adapters []adapterScale // fixed at creation
-	genBuf   *Batch         // Generate's batch, allocated on first use
+	sched    sched          // runs the generations
 
 	lastYield clock.Time // see yield
 }
@@ -368,6 +373,7 @@ func (m *Model) NewContext(opts ...ContextOption) (*Context, error) {
 	for i := range c.hist {
 		c.hist[i].valid = true
 	}
+	c.sched.init(c)
 	if err := c.applyAdapters(cfg.adapters); err != nil {
 		c.free()
 		return nil, err
@@ -401,10 +407,8 @@ func (c *Context) free() bool {
 	if c.closed {
 		return false
 	}
-	if c.genBuf != nil {
-		c.genBuf.Close()
-	}
 	C.llama_free(c.c)
+	c.sched.shutdown() // every generation ends with ErrClosed
 	c.releaseAdapters()
 	c.abortMu.Lock()
 	C.free(unsafe.Pointer(c.abort))

@@ -542,15 +542,60 @@ func TestSequences(t *testing.T) {
 	m := loadModel(t, "stories260K.gguf")
 	c := newContext(t, m, llama.WithSequences(2))
 	a := mustGenerate(t, c, storiesPrompt, greedy(20)...)
-	b := mustGenerate(t, c, storiesPrompt, append(greedy(20), llama.WithSequence(1))...)
-	if a.text != b.text || b.stats.CachedTokens != 0 {
-		t.Errorf("sequence 1: %q (cached %d), sequence 0: %q", b.text, b.stats.CachedTokens, a.text)
+	// Context.Generate took sequence 0, the least recently used: a new
+	// Sequence gets the other, empty.
+	q, err := c.NewSequence()
+	if err != nil {
+		t.Fatal(err)
 	}
-	for _, seq := range []int{-1, 2, 1000} {
-		r := generate(t, c, context.Background(), storiesPrompt, append(greedy(5), llama.WithSequence(seq))...)
-		if !errors.Is(r.err, llama.ErrInvalidArgument) || len(r.tokens) != 0 {
-			t.Errorf("WithSequence(%d): %v", seq, r.err)
+	if toks, ok := q.Tokens(); q.ID() != 1 || !ok || len(toks) != 0 {
+		t.Errorf("NewSequence: id %d, tokens %v %v; want 1, empty", q.ID(), toks, ok)
+	}
+	b := collect(t, q.Generate(context.Background(), storiesPrompt, greedy(20)...), &run{})
+	if b.err != nil || a.text != b.text {
+		t.Errorf("sequence 1: %q %v, sequence 0: %q", b.text, b.err, a.text)
+	}
+	r, err := q.Complete(context.Background(), storiesPrompt, greedy(20)...)
+	if err != nil || r.Text != a.text || r.CachedTokens != 4 {
+		t.Errorf("sequence 1 again: %q cached %d %v; want %q cached 4", r.Text, r.CachedTokens, err, a.text)
+	}
+	// The second takes sequence 0, whose cache it empties; there is no third.
+	q2, err := c.NewSequence()
+	if err != nil || q2.ID() != 0 {
+		t.Fatalf("second NewSequence: %v %v", q2, err)
+	}
+	if _, hi, _ := c.PositionRange(0); hi != -1 {
+		t.Errorf("a new Sequence holds positions up to %d", hi)
+	}
+	if _, err := c.NewSequence(); !errors.Is(err, llama.ErrNoSequence) {
+		t.Errorf("third NewSequence: %v, want ErrNoSequence", err)
+	}
+	// With every sequence held, Context.Generate waits for one.
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if r := generate(t, c, ctx, storiesPrompt, greedy(5)...); !errors.Is(r.err, context.DeadlineExceeded) || len(r.tokens) != 0 {
+		t.Errorf("Generate with no free sequence: %d tokens, %v", len(r.tokens), r.err)
+	}
+	// Close empties the sequence and gives it back.
+	for _, s := range []*llama.Sequence{q, q2} {
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
 		}
+		if err := s.Close(); err != nil {
+			t.Errorf("second Close: %v", err)
+		}
+		if _, hi, _ := c.PositionRange(s.ID()); hi != -1 {
+			t.Errorf("closed sequence %d holds positions up to %d", s.ID(), hi)
+		}
+		if r := collect(t, s.Generate(context.Background(), storiesPrompt, greedy(5)...), &run{}); !errors.Is(r.err, llama.ErrClosed) {
+			t.Errorf("Generate on a closed Sequence: %v", r.err)
+		}
+		if err := s.Clear(); !errors.Is(err, llama.ErrClosed) {
+			t.Errorf("Clear on a closed Sequence: %v", err)
+		}
+	}
+	if r := mustGenerate(t, c, storiesPrompt, greedy(20)...); r.text != a.text {
+		t.Errorf("after Close: %q, want %q", r.text, a.text)
 	}
 }
 

@@ -465,15 +465,17 @@ func (s *Sampler) Config() SamplerConfig { return s.config }
 // Sample picks a token from the logits of the i-th token of the context's
 // last decoded batch (-1: the last), and accepts it (see Accept).
 func (s *Sampler) Sample(c *Context, i int) (TokenID, error) {
+	// The context first, as the generations that share the sampler take
+	// them.
+	if err := c.lock(); err != nil {
+		return NullToken, err
+	}
+	defer c.mu.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		return NullToken, ErrClosed
 	}
-	if err := c.lock(); err != nil {
-		return NullToken, err
-	}
-	defer c.mu.Unlock()
 	return s.sample(c, i)
 }
 
