@@ -223,7 +223,12 @@ func runChat(ctx context.Context, opts *chatOptions) error {
 	if !opts.ShowThinking {
 		sessOpts = append(sessOpts, chat.WithHiddenThinking())
 	}
-	sess, err := chat.NewSession(lctx, tmpl, sessOpts...)
+	seq, err := lctx.NewSequence()
+	if err != nil {
+		return err
+	}
+	defer seq.Close()
+	sess, err := chat.NewSession(seq, tmpl, sessOpts...)
 	if err != nil {
 		return err
 	}
