@@ -22,6 +22,12 @@ type Token struct {
 	// Elapsed is the time since Generate started; for the first token it
 	// is the time to first token.
 	Elapsed time.Duration
+	// Logprob is the log-probability of ID under the model's distribution
+	// (the logits before the sampler changes them), and TopLogprobs the
+	// most likely tokens with theirs, most likely first: with
+	// WithLogprobs.
+	Logprob     float64
+	TopLogprobs []TokenLogprob
 }
 
 // StopReason says why a generation ended.
@@ -79,6 +85,8 @@ type generateConfig struct {
 	samplerOpts []SamplerOption
 	flags       SpecialTokens
 	stats       *Stats
+	logprobs    bool
+	topLogprobs int
 }
 
 // GenerateOption configures Generate and Complete.

@@ -861,3 +861,43 @@ func TestComplete(t *testing.T) {
 		t.Errorf("Complete with max 0: %v", err)
 	}
 }
+
+// TestLogprobs: with WithLogprobs each token carries its log-probability
+// under the raw logits and the most likely alternatives; under greedy
+// sampling the token is the most likely one.
+func TestLogprobs(t *testing.T) {
+	m := loadModel(t, "stories260K.gguf")
+	c := newContext(t, m)
+	r := mustGenerate(t, c, storiesPrompt, append(greedy(20), llama.WithLogprobs(3))...)
+	plain := mustGenerate(t, c, storiesPrompt, greedy(20)...)
+	if r.text != plain.text {
+		t.Errorf("with logprobs %q, without %q", r.text, plain.text)
+	}
+	for _, tok := range r.tokens {
+		if tok.ID == llama.NullToken {
+			continue
+		}
+		top := tok.TopLogprobs
+		if len(top) != 3 || top[0].ID != tok.ID || math.Abs(top[0].Logprob-tok.Logprob) > 1e-9 || tok.Logprob > 0 {
+			t.Fatalf("token %d: logprob %v, top %+v", tok.ID, tok.Logprob, top)
+		}
+		var p float64
+		for i, a := range top {
+			p += math.Exp(a.Logprob)
+			if i > 0 && a.Logprob > top[i-1].Logprob {
+				t.Errorf("top not sorted: %+v", top)
+			}
+		}
+		if p > 1+1e-9 {
+			t.Errorf("top probabilities sum to %v", p)
+		}
+	}
+	for _, tok := range plain.tokens {
+		if tok.Logprob != 0 || tok.TopLogprobs != nil {
+			t.Fatalf("logprobs without WithLogprobs: %+v", tok)
+		}
+	}
+	if r := generate(t, c, context.Background(), storiesPrompt, append(greedy(5), llama.WithLogprobs(-1))...); !errors.Is(r.err, llama.ErrInvalidArgument) {
+		t.Errorf("WithLogprobs(-1): %v", r.err)
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/llamago/llamago/internal/clock"
 )
@@ -45,6 +46,7 @@ type sched struct {
 	clock   uint64 // steps, for least recently used
 	rr      int    // rotates the order of generating sequences, for fairness
 	widest  int    // the most sequences one step decoded (for tests)
+	stats   BatchStats
 
 	// The step in progress: its members are inStep; running while the
 	// decode runs, live counts its members not cancelled, aborted says the
@@ -54,6 +56,21 @@ type sched struct {
 	running bool
 	live    int
 	aborted bool
+}
+
+// BatchStats counts the batches in which a Context's generations were
+// decoded.
+type BatchStats struct {
+	Batches    uint64        // decodes
+	Tokens     uint64        // tokens in them
+	DecodeTime time.Duration // time spent in them
+}
+
+// BatchStats returns the counts of the context's generations so far.
+func (c *Context) BatchStats() BatchStats {
+	c.sched.mu.Lock()
+	defer c.sched.mu.Unlock()
+	return c.sched.stats
 }
 
 // lookahead is how many tokens a generation's caller may leave untaken
@@ -151,6 +168,9 @@ func (s *sched) begin(ctx context.Context, seq *Sequence, prompt []TokenID, cfg 
 	}
 	if cfg.maxTokens < -1 || cfg.maxTokens == 0 {
 		return fail(StopError, invalidArg("max tokens %d", cfg.maxTokens))
+	}
+	if cfg.topLogprobs < 0 || cfg.topLogprobs > maxTopLogprobs {
+		return fail(StopError, invalidArg("%d top logprobs, want 0..%d", cfg.topLogprobs, maxTopLogprobs))
 	}
 	if err := ctx.Err(); err != nil {
 		return fail(StopCancelled, err)
@@ -432,11 +452,16 @@ func (s *sched) step() {
 		return
 	}
 
+	start := clock.Now()
 	err := c.decode(context.Background(), s.batch, false)
+	took := clock.Since(start)
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.running = false
+	s.stats.Batches++
+	s.stats.Tokens += uint64(n)
+	s.stats.DecodeTime += took
 	if s.aborted {
 		c.setAbort(0)
 		s.aborted = false
@@ -708,6 +733,9 @@ func (s *sched) sample(g *gen, i int) {
 		g.stats.StopReason = StopContextFull
 	}
 	t := Token{ID: tok, Index: n - 1, Elapsed: now.Sub(g.start)}
+	if g.cfg.logprobs {
+		c.logprobs(&t, i, g.cfg.topLogprobs) // the sampler read a copy of the logits
+	}
 	var stop int
 	t.Text, stop = g.text.push(c.m.piece(tok), last)
 	if stop >= 0 {
