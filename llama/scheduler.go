@@ -570,55 +570,65 @@ func (s *sched) copyPrefix(src, dst, n int) int {
 // first; with generating sequences in the batch, at most a micro-batch of
 // prompt so that they keep their pace. It returns the batch's size. The
 // caller holds both locks.
+//
+// The tokens go into the batch in the order of their sequence ids: with a
+// KV stream per sequence, llama.cpp puts into one micro-batch only
+// sequences of consecutive ids in increasing order, and decodes the
+// others in micro-batches of their own.
 func (s *sched) fill() int {
 	c, b := s.c, s.batch
-	capacity := b.cap
-	n := 0
+	room := b.cap
 	s.live = 0
 	add := func(g *gen, k int, prompting bool) {
 		g.inStep, g.prompting, g.nBatch = true, prompting, k
 		s.members = append(s.members, g)
 		s.live++
+		room -= k
 	}
 	if len(s.gens) > 0 {
 		s.rr = (s.rr + 1) % len(s.gens)
 	}
 	for j := range s.gens {
-		g := s.gens[(s.rr+j)%len(s.gens)]
-		if n == capacity {
+		if room == 0 {
 			break
 		}
-		if !g.hasPending || !g.active() || len(g.events)-g.head > lookahead || s.done(g) {
-			continue
+		g := s.gens[(s.rr+j)%len(s.gens)]
+		if g.hasPending && g.active() && len(g.events)-g.head <= lookahead && !s.done(g) {
+			add(g, 1, false)
 		}
-		b.set(n, g.pending, len(c.hist[g.seq].tokens), true, g.seqs[:])
-		g.iBatch = n
-		add(g, 1, false)
-		n++
 	}
-	budget := capacity - n
-	if n > 0 {
+	budget := room
+	if len(s.members) > 0 {
 		budget = min(budget, c.nUbatch)
 	}
 	for _, g := range s.gens {
 		if budget == 0 {
 			break
 		}
-		if len(g.todo) == 0 || !g.admitted || !g.active() || s.done(g) {
+		if len(g.todo) > 0 && g.admitted && g.active() && !s.done(g) {
+			k := min(len(g.todo), budget)
+			add(g, k, true)
+			budget -= k
+		}
+	}
+	slices.SortFunc(s.members, func(a, b *gen) int { return a.seq - b.seq })
+	n := 0
+	for _, g := range s.members {
+		pos := len(c.hist[g.seq].tokens)
+		if !g.prompting {
+			b.set(n, g.pending, pos, true, g.seqs[:])
+			g.iBatch = n
+			n++
 			continue
 		}
-		k := min(len(g.todo), budget)
-		pos := len(c.hist[g.seq].tokens)
-		for j, t := range g.todo[:k] {
+		for j, t := range g.todo[:g.nBatch] {
 			b.set(n+j, t, pos+j, j == len(g.todo)-1, g.seqs[:])
 		}
 		g.iBatch = -1
-		if k == len(g.todo) {
-			g.iBatch = n + k - 1
+		if g.nBatch == len(g.todo) {
+			g.iBatch = n + g.nBatch - 1
 		}
-		add(g, k, true)
-		n += k
-		budget -= k
+		n += g.nBatch
 	}
 	b.c.n_tokens = C.int32_t(n)
 	s.widest = max(s.widest, len(s.members))
