@@ -142,144 +142,145 @@ func ParseCacheType(s string) (CacheType, error) {
 }
 
 type contextConfig struct {
+	optErr
 	params   C.struct_llama_context_params
 	adapters []adapterScale
 }
 
 // ContextOption configures NewContext. An option not given keeps
-// llama.cpp's default.
-type ContextOption func(*contextConfig) error
+// llama.cpp's default; NewContext refuses an invalid one.
+type ContextOption func(*contextConfig)
 
 // WithContextSize sets n_ctx, the number of positions in the KV cache,
 // shared by all sequences; 0 means the model's trained context. llama.cpp
 // rounds it up to a multiple of 256; ContextSize reports the result.
 func WithContextSize(n int) ContextOption {
-	return func(c *contextConfig) error {
+	return func(c *contextConfig) {
 		if n < 0 || n > 1<<24 {
-			return invalidArg("context size %d", n)
+			c.fail(invalidArg("context size %d", n))
+			return
 		}
 		c.params.n_ctx = C.uint32_t(n)
-		return nil
 	}
 }
 
 // WithBatchSize sets n_batch, the most tokens one Decode may submit.
 func WithBatchSize(n int) ContextOption {
-	return func(c *contextConfig) error {
+	return func(c *contextConfig) {
 		if n < 1 || n > 1<<24 {
-			return invalidArg("batch size %d", n)
+			c.fail(invalidArg("batch size %d", n))
+			return
 		}
 		c.params.n_batch = C.uint32_t(n)
-		return nil
 	}
 }
 
 // WithUBatchSize sets n_ubatch, the physical batch size computed at once.
 func WithUBatchSize(n int) ContextOption {
-	return func(c *contextConfig) error {
+	return func(c *contextConfig) {
 		if n < 1 || n > 1<<24 {
-			return invalidArg("micro-batch size %d", n)
+			c.fail(invalidArg("micro-batch size %d", n))
+			return
 		}
 		c.params.n_ubatch = C.uint32_t(n)
-		return nil
 	}
 }
 
 // WithSequences sets n_seq_max, the number of independent sequences.
 func WithSequences(n int) ContextOption {
-	return func(c *contextConfig) error {
+	return func(c *contextConfig) {
 		if n < 1 || n > MaxSequences() {
-			return invalidArg("%d sequences, want 1..%d", n, MaxSequences())
+			c.fail(invalidArg("%d sequences, want 1..%d", n, MaxSequences()))
+			return
 		}
 		c.params.n_seq_max = C.uint32_t(n)
-		return nil
 	}
 }
 
 // WithThreads sets the threads used for generation (one token at a time).
 // The default is DefaultThreads().
 func WithThreads(n int) ContextOption {
-	return func(c *contextConfig) error {
+	return func(c *contextConfig) {
 		if n < 1 || n > 1024 {
-			return invalidArg("%d threads", n)
+			c.fail(invalidArg("%d threads", n))
+			return
 		}
 		c.params.n_threads = C.int32_t(n)
-		return nil
 	}
 }
 
 // WithBatchThreads sets the threads used for prompt processing. The default
 // is DefaultThreads().
 func WithBatchThreads(n int) ContextOption {
-	return func(c *contextConfig) error {
+	return func(c *contextConfig) {
 		if n < 1 || n > 1024 {
-			return invalidArg("%d batch threads", n)
+			c.fail(invalidArg("%d batch threads", n))
+			return
 		}
 		c.params.n_threads_batch = C.int32_t(n)
-		return nil
 	}
 }
 
 // WithFlashAttention sets when flash attention is used (default auto).
 func WithFlashAttention(f FlashAttention) ContextOption {
-	return func(c *contextConfig) error {
+	return func(c *contextConfig) {
 		if f < FlashAttentionAuto || f > FlashAttentionOn {
-			return invalidArg("flash attention mode %d", f)
+			c.fail(invalidArg("flash attention mode %d", f))
+			return
 		}
 		c.params.flash_attn_type = C.enum_llama_flash_attn_type(f)
-		return nil
 	}
 }
 
 // WithCacheTypes sets the data types of the K and V caches (default f16).
 // A quantized V cache needs flash attention.
 func WithCacheTypes(k, v CacheType) ContextOption {
-	return func(c *contextConfig) error {
+	return func(c *contextConfig) {
 		for _, t := range []CacheType{k, v} {
 			if _, ok := cacheTypeNames[t]; !ok {
-				return invalidArg("cache type %d", t)
+				c.fail(invalidArg("cache type %d", t))
+				return
 			}
 		}
 		c.params.type_k = C.enum_ggml_type(k)
 		c.params.type_v = C.enum_ggml_type(v)
-		return nil
 	}
 }
 
 // WithEmbeddings makes the context compute embeddings (see Embeddings and
 // SequenceEmbeddings), pooled as p.
 func WithEmbeddings(p Pooling) ContextOption {
-	return func(c *contextConfig) error {
+	return func(c *contextConfig) {
 		if p < PoolingUnspecified || p > PoolingRank {
-			return invalidArg("pooling type %d", p)
+			c.fail(invalidArg("pooling type %d", p))
+			return
 		}
 		c.params.embeddings = true
 		c.params.pooling_type = C.enum_llama_pooling_type(p)
-		return nil
 	}
 }
 
 // WithRope overrides the RoPE base frequency and frequency scale; 0 keeps
 // the model's value.
 func WithRope(freqBase, freqScale float32) ContextOption {
-	return func(c *contextConfig) error {
+	return func(c *contextConfig) {
 		if freqBase < 0 || freqScale < 0 {
-			return invalidArg("RoPE base %v, scale %v", freqBase, freqScale)
+			c.fail(invalidArg("RoPE base %v, scale %v", freqBase, freqScale))
+			return
 		}
 		c.params.rope_freq_base = C.float(freqBase)
 		c.params.rope_freq_scale = C.float(freqScale)
-		return nil
 	}
 }
 
 // WithRopeScaling sets the RoPE scaling method.
 func WithRopeScaling(t RopeScaling) ContextOption {
-	return func(c *contextConfig) error {
+	return func(c *contextConfig) {
 		if t < RopeScalingUnspecified || t > RopeScalingLongRoPE {
-			return invalidArg("RoPE scaling type %d", t)
+			c.fail(invalidArg("RoPE scaling type %d", t))
+			return
 		}
 		c.params.rope_scaling_type = C.enum_llama_rope_scaling_type(t)
-		return nil
 	}
 }
 
@@ -294,29 +295,29 @@ type YaRN struct {
 
 // WithYaRN sets the YaRN parameters (use with RopeScalingYaRN).
 func WithYaRN(y YaRN) ContextOption {
-	return func(c *contextConfig) error {
+	return func(c *contextConfig) {
 		if y.OrigCtx < 0 {
-			return invalidArg("YaRN original context %d", y.OrigCtx)
+			c.fail(invalidArg("YaRN original context %d", y.OrigCtx))
+			return
 		}
 		c.params.yarn_ext_factor = C.float(y.ExtFactor)
 		c.params.yarn_attn_factor = C.float(y.AttnFactor)
 		c.params.yarn_beta_fast = C.float(y.BetaFast)
 		c.params.yarn_beta_slow = C.float(y.BetaSlow)
 		c.params.yarn_orig_ctx = C.uint32_t(y.OrigCtx)
-		return nil
 	}
 }
 
 // WithOffloadKQV sets whether the KV cache and attention run on the GPU when
 // layers are offloaded (default true).
 func WithOffloadKQV(on bool) ContextOption {
-	return func(c *contextConfig) error { c.params.offload_kqv = C.bool(on); return nil }
+	return func(c *contextConfig) { c.params.offload_kqv = C.bool(on) }
 }
 
 // WithUnifiedKV sets whether all sequences share one KV buffer (default
 // false in llama.cpp; true suits sequences with a long common prefix).
 func WithUnifiedKV(on bool) ContextOption {
-	return func(c *contextConfig) error { c.params.kv_unified = C.bool(on); return nil }
+	return func(c *contextConfig) { c.params.kv_unified = C.bool(on) }
 }
 
 // NewContext creates an inference context for the model.
@@ -325,9 +326,10 @@ func (m *Model) NewContext(opts ...ContextOption) (*Context, error) {
 	cfg.params.n_threads = C.int32_t(DefaultThreads())
 	cfg.params.n_threads_batch = C.int32_t(DefaultThreads())
 	for _, o := range opts {
-		if err := o(&cfg); err != nil {
-			return nil, err
-		}
+		o(&cfg)
+	}
+	if cfg.err != nil {
+		return nil, cfg.err
 	}
 	if err := m.rlock(); err != nil {
 		return nil, err

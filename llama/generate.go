@@ -89,7 +89,8 @@ type generateConfig struct {
 	topLogprobs int
 }
 
-// GenerateOption configures Generate and Complete.
+// GenerateOption configures Generate and Complete, which refuse an invalid
+// one with the generation's error.
 type GenerateOption func(*generateConfig)
 
 // WithMaxTokens stops after n generated tokens; -1 (the default) means no

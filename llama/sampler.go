@@ -96,11 +96,9 @@ func DefaultSamplerConfig() SamplerConfig {
 	}
 }
 
-// SamplerOption modifies a SamplerConfig.
+// SamplerOption modifies a SamplerConfig (an option of one's own may set
+// any field). NewSampler refuses an invalid configuration.
 type SamplerOption func(*SamplerConfig)
-
-// WithSamplerConfig replaces the whole configuration.
-func WithSamplerConfig(c SamplerConfig) SamplerOption { return func(d *SamplerConfig) { *d = c } }
 
 // WithGreedy always picks the most likely token.
 func WithGreedy() SamplerOption { return func(c *SamplerConfig) { c.Temperature = 0 } }
