@@ -22,8 +22,9 @@ import (
 // (prompt processing), "tg128" for n_gen 128 alone (generation, one token
 // at a time), "pp512+tg128" for both in one repetition; llamago adds
 // "e2e512+128", a generation with sampling through the high-level API, and
-// "e2e512+128x4" for four such generations at once, batched. Tokens per
-// second are (n_prompt + n_gen) × generations / time of a repetition.
+// a suffix "x4" for four sequences decoded at once (tg128x4: a token of
+// each per batch; e2e512+128x4: four generations). Tokens per second are
+// (n_prompt + n_gen) × sequences / time of a repetition.
 type Result struct {
 	BuildCommit         string    `json:"build_commit"`
 	BuildNumber         int       `json:"build_number"`
@@ -64,11 +65,11 @@ type Result struct {
 
 	// llamago's additions.
 
-	Test string `json:"test"` // pp512, tg128, pp512+tg128, e2e512+128 or e2e512+128x4
+	Test string `json:"test"` // pp512, tg128, pp512+tg128, e2e512+128; x4 for 4 sequences
 	E2E  bool   `json:"e2e"`  // an end-to-end generation with sampling
-	// NParallel is the generations of an end-to-end test that run at
-	// once, each in a sequence of its own (0 or 1: one); tokens per
-	// second count them all.
+	// NParallel is the sequences decoded at once (0: one): a token of
+	// each per batch, or the generations of an end-to-end test; tokens
+	// per second count them all.
 	NParallel int    `json:"n_parallel,omitempty"`
 	LoadNS    uint64 `json:"load_ns"`        // loading the model
 	PeakRSS   uint64 `json:"peak_rss_bytes"` // peak resident memory from the load to the end of this test
@@ -123,7 +124,7 @@ func (r *Result) AddITL(ns ...uint64) { r.itlNS = append(r.itlNS, ns...) }
 func (r *Result) Finish() {
 	r.Test = TestName(r.NPrompt, r.NGen, r.E2E)
 	n := r.NPrompt + r.NGen
-	if r.E2E && r.NParallel > 1 {
+	if r.NParallel > 1 {
 		r.Test += fmt.Sprintf("x%d", r.NParallel)
 		n *= r.NParallel
 	}

@@ -17,10 +17,12 @@ import (
 type Test struct {
 	NPrompt, NGen int
 	// E2E generates NGen tokens with sampling after a random NPrompt-token
-	// prompt through Sequence.Generate; Parallel such generations run at
-	// once, each in a sequence of its own from a goroutine of its own
-	// (default 1).
-	E2E      bool
+	// prompt through Sequence.Generate.
+	E2E bool
+	// Parallel is the sequences decoded at once (default 1): pp and tg
+	// decode the prompt of each, then a token of each in every batch; e2e
+	// runs that many generations, each in a Sequence of its own from a
+	// goroutine of its own, which the context's scheduler batches.
 	Parallel int
 
 	Batch, UBatch int // n_batch and n_ubatch
@@ -72,11 +74,15 @@ func Run(ctx context.Context, m *llama.Model, t Test, opts RunOptions, r *Result
 		return runE2E(ctx, lctx, t, opts, r, status)
 	}
 
+	if opts.Native && par > 1 {
+		return fmt.Errorf("bench: the native loop decodes one sequence, not %d", par)
+	}
 	loop, err := NewLoop(lctx)
 	if err != nil {
 		return err
 	}
 	defer loop.Close()
+	loop.seqs = par
 	type side struct {
 		name    string
 		run     func(nPrompt, nGen int) (time.Duration, error)
@@ -197,7 +203,8 @@ func InterleaveTG(lctx *llama.Context, run [2]func(nPrompt, nGen int) (time.Dura
 
 // Loop is llama-bench's timed loop written with the binding's public API:
 // a Batch filled with Add, Context.Decode and Context.Synchronize. It
-// decodes in sequence 0 of its context.
+// decodes in sequence 0 of its context (and with Test.Parallel, in as many
+// sequences at once).
 type Loop struct {
 	c      *llama.Context
 	b      *llama.Batch
@@ -206,6 +213,8 @@ type Loop struct {
 	bos    llama.TokenID
 	nVocab uint64
 	rng    uint64
+	seqs   int   // sequences decoded at once
+	pos    []int // their next positions, during Run
 }
 
 // NewLoop makes the loop of c; Close it after use.
@@ -217,7 +226,7 @@ func NewLoop(c *llama.Context) (*Loop, error) {
 	}
 	return &Loop{
 		c: c, b: b, nBatch: c.BatchSize(), addBOS: m.AddsBOS(), bos: m.BOS(),
-		nVocab: uint64(m.VocabSize()), rng: rand.Uint64() | 1,
+		nVocab: uint64(m.VocabSize()), rng: rand.Uint64() | 1, seqs: 1,
 	}, nil
 }
 
@@ -240,7 +249,12 @@ func (l *Loop) token() llama.TokenID {
 // Run is one repetition: nPrompt tokens in batches of the context's batch
 // size (logits of the last of each), then nGen tokens one at a time,
 // continuing sequence 0 from its end; the time includes synchronizing.
+// With several sequences, each gets a prompt, then a token of each goes
+// into every batch (all with logits, as generations need them).
 func (l *Loop) Run(nPrompt, nGen int) (time.Duration, error) {
+	if l.seqs > 1 {
+		return l.runSeqs(nPrompt, nGen)
+	}
 	// The goroutine is not locked to its thread: Context.Decode passes it
 	// through the Go scheduler every few milliseconds (see its yield), which
 	// on a locked thread would cost a thread handoff each time.
@@ -286,6 +300,65 @@ func (l *Loop) Run(nPrompt, nGen int) (time.Duration, error) {
 			pos++
 			t = l.token()
 		}
+	}
+	return clock.Since(start), nil
+}
+
+// runSeqs is Run over l.seqs sequences, their tokens in the order of
+// their ids (as llama.cpp wants them to share a micro-batch).
+func (l *Loop) runSeqs(nPrompt, nGen int) (time.Duration, error) {
+	l.pos = l.pos[:0]
+	for s := range l.seqs {
+		_, hi, err := l.c.PositionRange(s)
+		if err != nil {
+			return 0, err
+		}
+		l.pos = append(l.pos, hi+1)
+	}
+	bg := context.Background()
+	flush := func() error {
+		if l.b.Len() == 0 {
+			return nil
+		}
+		err := l.c.Decode(bg, l.b)
+		l.b.Clear()
+		return err
+	}
+	start := clock.Now()
+	l.b.Clear()
+	for s := range l.seqs {
+		for i := range nPrompt {
+			if l.b.Len() == l.nBatch {
+				if err := flush(); err != nil {
+					return 0, err
+				}
+			}
+			t := l.token()
+			if i == 0 && l.addBOS {
+				t = l.bos
+			}
+			if err := l.b.Add(t, l.pos[s], i == nPrompt-1, s); err != nil {
+				return 0, err
+			}
+			l.pos[s]++
+		}
+	}
+	if err := flush(); err != nil {
+		return 0, err
+	}
+	for range nGen {
+		for s := range l.seqs {
+			if err := l.b.Add(l.token(), l.pos[s], true, s); err != nil {
+				return 0, err
+			}
+			l.pos[s]++
+		}
+		if err := flush(); err != nil {
+			return 0, err
+		}
+	}
+	if err := l.c.Synchronize(); err != nil {
+		return 0, err
 	}
 	return clock.Since(start), nil
 }

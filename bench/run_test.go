@@ -150,3 +150,32 @@ func TestInterleaveTG(t *testing.T) {
 		t.Errorf("cache holds positions %d..%d (%v), want 0..19", lo, hi, err)
 	}
 }
+
+// TestLoopSequences: with several sequences the loop decodes a prompt in
+// each, then a token of each per batch, every sequence to the same length.
+func TestLoopSequences(t *testing.T) {
+	m, err := llama.Load(context.Background(), testmodels.Path(t, "stories260K.gguf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	c, err := m.NewContext(llama.WithSequences(3), llama.WithContextSize(3*256), llama.WithBatchSize(16), llama.WithThreads(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	l, err := NewLoop(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	l.seqs = 3
+	if _, err := l.Run(10, 5); err != nil {
+		t.Fatal(err)
+	}
+	for s := range 3 {
+		if lo, hi, err := c.PositionRange(s); err != nil || lo != 0 || hi != 14 {
+			t.Errorf("sequence %d holds positions %d..%d (%v), want 0..14", s, lo, hi, err)
+		}
+	}
+}

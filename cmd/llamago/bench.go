@@ -96,10 +96,11 @@ func newBenchCmd(streams *iostreams, runF func(*benchOptions) error) *cobra.Comm
 			"quantizations of one model), largest first.\n\n" +
 			"Beyond llama-bench: --e2e pp,tg generates tg tokens with sampling after a\n" +
 			"pp-token prompt through the high-level API and reports the time to first\n" +
-			"token and the inter-token latency percentiles (--parallel N: N generations at\n" +
-			"once, batched, the tokens/s counting them all); --native runs each pp/tg test\n" +
-			"also with llama-bench's loop written in C, alternating with the Go one (by\n" +
-			"repetition, and for tg every 8 tokens), and reports the ratio Go/C with its\n" +
+			"token and the inter-token latency percentiles; --parallel N decodes N sequences\n" +
+			"at once (tg128x4: a token of each per batch; e2e16+128x4: four generations\n" +
+			"batched by the library), the tokens/s counting them all; --native runs each\n" +
+			"pp/tg test also with llama-bench's loop written in C, alternating with the Go\n" +
+			"one (by repetition, and for tg every 8 tokens), and reports the ratio Go/C with its\n" +
 			"95% confidence interval; every result carries the model's load time and the\n" +
 			"peak resident memory; --plot draws tokens/s per model.\n\n" +
 			"The output (-o) is llama-bench's markdown table, or CSV, JSON or JSON Lines\n" +
@@ -132,7 +133,7 @@ func newBenchCmd(streams *iostreams, runF func(*benchOptions) error) *cobra.Comm
 	list(&opts.NGen, "n-gen", "n", "list", "generation lengths of the tg tests; 0: none (default 128)")
 	list(&opts.PG, "prompt-gen", "", "pp,tg", "test pp prompt tokens then tg generated ones, in one repetition (short -pg)")
 	list(&opts.E2E, "e2e", "", "pp,tg", "end-to-end test: tg tokens generated with sampling after a pp-token prompt")
-	list(&opts.Parallel, "parallel", "", "list", "end-to-end tests: generations at once, each in a sequence of its own, batched (default 1)")
+	list(&opts.Parallel, "parallel", "", "list", "sequences decoded at once: a token of each per batch, or e2e generations at once (default 1)")
 	list(&opts.Threads, "threads", "t", "list", fmt.Sprintf("threads (default %d)", llama.DefaultThreads()))
 	list(&opts.Batch, "batch-size", "b", "list", "logical batch sizes (default 2048)")
 	list(&opts.UBatch, "ubatch-size", "", "list", "physical batch sizes (short -ub; default 512)")
@@ -187,12 +188,12 @@ func (o *benchOptions) validate() error {
 	if o.parallel, err = ints("--parallel", o.Parallel, []int{1}, 1); err != nil {
 		return err
 	}
-	if len(o.Parallel) > 0 && len(o.e2e) == 0 {
-		return usageErrorf("--parallel applies to the end-to-end tests: add --e2e")
-	}
 	for _, p := range o.parallel {
 		if p > llama.MaxSequences() {
-			return usageErrorf("--parallel: %d generations, at most %d", p, llama.MaxSequences())
+			return usageErrorf("--parallel: %d sequences, at most %d", p, llama.MaxSequences())
+		}
+		if p > 1 && o.Native {
+			return usageErrorf("--native measures one sequence: drop --parallel %d", p)
 		}
 	}
 	o.threadsDefault = llama.DefaultThreads()
@@ -368,11 +369,7 @@ func (o *benchOptions) instances() []benchInstance {
 									for _, fa := range o.fa {
 										for _, nt := range o.threads {
 											for _, t := range tests {
-												pars := []int{0}
-												if t.e2e {
-													pars = o.parallel
-												}
-												for _, np := range pars {
+												for _, np := range o.parallel {
 													out = append(out, benchInstance{
 														model: m, ngl: ngl, split: split, mmap: mmap, nBatch: nb, nUBatch: nub,
 														typeK: tk, typeV: tv, fa: fa, threads: nt, parallel: np, benchTest: t,
@@ -653,7 +650,7 @@ func runBench(ctx context.Context, opts *benchOptions) (err error) {
 			NBatch: in.nBatch, NUBatch: in.nUBatch, NThreads: in.threads, CPUMask: "0x0", Poll: 50,
 			TypeK: in.typeK.String(), TypeV: in.typeV.String(), NGPULayers: in.ngl, SplitMode: in.split.modeName(), MainGPU: in.split.mainGPU,
 			FlashAttn: int(in.fa), TensorSplit: in.split.tensorSplitString(), TensorBuftOverrides: "none", UseMmap: in.mmap,
-			NPrompt: in.nPrompt, NGen: in.nGen, E2E: in.e2e, NParallel: in.parallel,
+			NPrompt: in.nPrompt, NGen: in.nGen, E2E: in.e2e,
 			TestTime: time.Now().UTC().Format(time.RFC3339),
 		}
 		test := bench.Test{
@@ -667,6 +664,9 @@ func runBench(ctx context.Context, opts *benchOptions) (err error) {
 			},
 		}, &r); err != nil {
 			return fmt.Errorf("%s %s: %w", in.model, bench.TestName(in.nPrompt, in.nGen, in.e2e), err)
+		}
+		if in.parallel > 1 {
+			r.NParallel = in.parallel
 		}
 		r.LoadNS, r.PeakRSS = loadNS, bench.PeakRSS()
 		r.Finish()

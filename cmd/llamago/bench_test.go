@@ -115,7 +115,7 @@ func TestBenchFlags(t *testing.T) {
 		{name: "ngl below -1", args: []string{"-m", "m", "-ngl", "-2"}, wantErr: "--n-gpu-layers: -2 is below -1"},
 		{name: "odd pair", args: []string{"-m", "m", "-pg", "512"}, wantErr: `--prompt-gen: "512" is not a pair`},
 		{name: "e2e without prompt", args: []string{"-m", "m", "--e2e", "0,8"}, wantErr: "--e2e"},
-		{name: "parallel without e2e", args: []string{"-m", "m", "--parallel", "4"}, wantErr: "--parallel applies to the end-to-end tests"},
+		{name: "parallel with native", args: []string{"-m", "m", "--parallel", "1,4", "--native"}, wantErr: "--native measures one sequence"},
 		{name: "zero parallel", args: []string{"-m", "m", "--e2e", "8,8", "--parallel", "0"}, wantErr: "--parallel: 0 is below 1"},
 		{name: "bad flash-attn", args: []string{"-m", "m", "-fa", "maybe"}, wantErr: `--flash-attn: "maybe"`},
 		{name: "bad cache type", args: []string{"-m", "m", "-ctk", "q9_0"}, wantErr: `--cache-type-k: unknown cache type "q9_0"`},
@@ -355,7 +355,7 @@ func TestBenchRun(t *testing.T) {
 			t.Fatalf("%d results, %v", len(rs), err)
 		}
 		one, three := rs[0], rs[1]
-		if one.Test != "e2e16+8" || one.NParallel != 1 || three.Test != "e2e16+8x3" || three.NParallel != 3 {
+		if one.Test != "e2e16+8" || one.NParallel != 0 || three.Test != "e2e16+8x3" || three.NParallel != 3 {
 			t.Errorf("tests %q (%d) and %q (%d)", one.Test, one.NParallel, three.Test, three.NParallel)
 		}
 		// Three generations a repetition: their TTFTs, and tokens/s over
