@@ -110,7 +110,6 @@ type gen struct {
 	start  clock.Time
 	first  clock.Time
 	notify chan struct{} // wakes the caller
-	done   chan struct{} // closed when the caller has left
 
 	// Under s.mu.
 	admitted   bool
@@ -206,7 +205,7 @@ func (s *sched) begin(ctx context.Context, seq *Sequence, prompt []TokenID, cfg 
 		id, err := s.acquire(seq, prompt)
 		if err == nil && id >= 0 {
 			g.seq, g.seqs[0] = id, id
-			g.notify, g.done = make(chan struct{}, 1), make(chan struct{})
+			g.notify = make(chan struct{}, 1)
 			s.slots[id].gen = g
 			s.gens = append(s.gens, g)
 			s.mu.Unlock()
@@ -298,7 +297,6 @@ func (s *sched) end(g *gen, broke bool) {
 	if sl.owner == nil {
 		s.release()
 	}
-	close(g.done)
 	stats := g.stats
 	s.mu.Unlock()
 	if g.own {
