@@ -21,8 +21,10 @@ import (
 // A test is named as llama-bench names it: "pp512" for n_prompt 512 alone
 // (prompt processing), "tg128" for n_gen 128 alone (generation, one token
 // at a time), "pp512+tg128" for both in one repetition; llamago adds
-// "e2e512+128", a generation with sampling through the high-level API.
-// Tokens per second are (n_prompt + n_gen) / time of a repetition.
+// "e2e512+128", a generation with sampling through the high-level API, and
+// a suffix "x4" for four sequences decoded at once (tg128x4: a token of
+// each per batch; e2e512+128x4: four generations). Tokens per second are
+// (n_prompt + n_gen) × sequences / time of a repetition.
 type Result struct {
 	BuildCommit         string    `json:"build_commit"`
 	BuildNumber         int       `json:"build_number"`
@@ -63,10 +65,14 @@ type Result struct {
 
 	// llamago's additions.
 
-	Test    string `json:"test"`           // pp512, tg128, pp512+tg128 or e2e512+128
-	E2E     bool   `json:"e2e"`            // an end-to-end generation with sampling
-	LoadNS  uint64 `json:"load_ns"`        // loading the model
-	PeakRSS uint64 `json:"peak_rss_bytes"` // peak resident memory from the load to the end of this test
+	Test string `json:"test"` // pp512, tg128, pp512+tg128, e2e512+128; x4 for 4 sequences
+	E2E  bool   `json:"e2e"`  // an end-to-end generation with sampling
+	// NParallel is the sequences decoded at once (0: one): a token of
+	// each per batch, or the generations of an end-to-end test; tokens
+	// per second count them all.
+	NParallel int    `json:"n_parallel,omitempty"`
+	LoadNS    uint64 `json:"load_ns"`        // loading the model
+	PeakRSS   uint64 `json:"peak_rss_bytes"` // peak resident memory from the load to the end of this test
 
 	// With --native: the same test run by the C loop, alternating with
 	// the Go one, the ratio of the mean tokens/s (Go / C), and its 95%
@@ -118,6 +124,10 @@ func (r *Result) AddITL(ns ...uint64) { r.itlNS = append(r.itlNS, ns...) }
 func (r *Result) Finish() {
 	r.Test = TestName(r.NPrompt, r.NGen, r.E2E)
 	n := r.NPrompt + r.NGen
+	if r.NParallel > 1 {
+		r.Test += fmt.Sprintf("x%d", r.NParallel)
+		n *= r.NParallel
+	}
 	r.AvgNS, r.StddevNS, r.SamplesTS, r.AvgTS, r.StddevTS = timeStats(n, r.SamplesNS)
 	if len(r.NativeSamplesNS) > 0 {
 		r.NativeAvgNS, r.NativeStddevNS, r.NativeSamplesTS, r.NativeAvgTS, r.NativeStddevTS = timeStats(n, r.NativeSamplesNS)

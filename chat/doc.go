@@ -54,8 +54,10 @@
 //
 // # Sessions
 //
-// A Session holds a conversation on a llama.Context: the system prompt,
-// the history and the token stream the KV cache holds. Send renders the
+// A Session holds a conversation on a llama.Sequence: the system prompt,
+// the history and the token stream the sequence's KV cache holds. The
+// sessions on the sequences of one llama.Context reply at once, their
+// tokens decoded together in shared batches. Send renders the
 // whole conversation and tokenizes only the text after the longest prefix
 // the stream already holds, so that llama's longest-common-prefix reuse
 // decodes only the new message and the generation prompt; the reply's

@@ -40,7 +40,12 @@ func ExampleSession() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	s, err := chat.NewSession(c, tmpl, chat.WithSystem("You tell stories."),
+	seq, err := c.NewSequence()
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer seq.Close()
+	s, err := chat.NewSession(seq, tmpl, chat.WithSystem("You tell stories."),
 		chat.WithSampling(llama.WithGreedy()), chat.WithMaxTokens(24))
 	if err != nil {
 		log.Fatal(err)

@@ -1,8 +1,11 @@
 package chat
 
 import (
+	"testing"
+
 	"github.com/llamago/llamago/internal/testllama"
 	"github.com/llamago/llamago/internal/testmodels"
+	"github.com/llamago/llamago/llama"
 )
 
 // The test models and their defaults, shared with the other packages'
@@ -13,3 +16,14 @@ var (
 	loadModel  = testllama.Load
 	newContext = testllama.NewContext
 )
+
+// newSeq takes a sequence of c, closed when the test ends.
+func newSeq(t testing.TB, c *llama.Context) *llama.Sequence {
+	t.Helper()
+	q, err := c.NewSequence()
+	if err != nil {
+		t.Fatalf("NewSequence: %v", err)
+	}
+	t.Cleanup(func() { q.Close() })
+	return q
+}

@@ -71,23 +71,24 @@ func (s *Session) Save(path string) error {
 		Ends:        s.ends,
 	}
 	var kv []byte
-	// Save the cache only when it holds what the session believes, at
+	// Save the cache only when the sequence knows what it holds, at
 	// positions 0..len(kv)-1; otherwise Load evaluates again.
-	if lo, hi, err := s.c.PositionRange(s.cfg.seq); err == nil && len(s.kv) > 0 && lo == 0 && hi == len(s.kv)-1 {
+	cached, ok := s.seq.Tokens()
+	if lo, hi, err := s.c.PositionRange(s.seq.ID()); err == nil && ok && len(cached) > 0 && lo == 0 && hi == len(cached)-1 {
 		tmp, err := os.CreateTemp(filepath.Dir(path), ".llamago-kv-*")
 		if err != nil {
 			return fmt.Errorf("chat: save session: %w", err)
 		}
 		tmp.Close()
 		defer os.Remove(tmp.Name())
-		if err := s.c.SaveSequenceStateFile(tmp.Name(), s.cfg.seq, s.kv); err != nil {
+		if err := s.c.SaveSequenceStateFile(tmp.Name(), s.seq.ID(), cached); err != nil {
 			return fmt.Errorf("chat: save session: %w", err)
 		}
 		if kv, err = os.ReadFile(tmp.Name()); err != nil {
 			return fmt.Errorf("chat: save session: %w", err)
 		}
 		sum := sha256.Sum256(kv)
-		h.KV, h.KVSize, h.KVDigest = s.kv, int64(len(kv)), hex.EncodeToString(sum[:])
+		h.KV, h.KVSize, h.KVDigest = cached, int64(len(kv)), hex.EncodeToString(sum[:])
 	}
 	header, err := json.Marshal(h)
 	if err != nil {
@@ -160,7 +161,7 @@ func (s *Session) Load(path string) error {
 		if err != nil {
 			return fmt.Errorf("chat: load session: %w", err)
 		}
-		cached, err = s.c.LoadSequenceStateFile(tmp.Name(), s.cfg.seq)
+		cached, err = s.c.LoadSequenceStateFile(tmp.Name(), s.seq.ID())
 		if err != nil {
 			return fmt.Errorf("chat: load session %s: %w", path, err)
 		}
@@ -169,14 +170,14 @@ func (s *Session) Load(path string) error {
 		}
 	} else {
 		// Nothing to restore: the next turn evaluates the conversation.
-		if _, err := s.c.RemoveTokens(s.cfg.seq, 0, -1); err != nil {
+		if err := s.seq.Clear(); err != nil {
 			return fmt.Errorf("chat: load session: %w", err)
 		}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.system, s.history = h.System, h.History
-	s.text, s.tokens, s.ends, s.kv = h.Text, h.Tokens, h.Ends, cached
+	s.text, s.tokens, s.ends = h.Text, h.Tokens, h.Ends
 	s.stats = TurnStats{}
 	return nil
 }

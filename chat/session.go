@@ -77,7 +77,6 @@ type config struct {
 	hideThink   bool
 	tools       []any
 	vars        map[string]any
-	seq         int
 }
 
 // Option configures NewSession.
@@ -136,18 +135,16 @@ func WithTemplateVars(vars map[string]any) Option {
 	}
 }
 
-// WithSequence runs the conversation in sequence seq of the context
-// (default 0). The session owns the sequence.
-func WithSequence(seq int) Option { return func(c *config) { c.seq = seq } }
-
 // Session is a conversation with a model: the system prompt, the history
 // and the token stream the KV cache holds. Each Send renders the whole
 // conversation with the template, and decodes only what the cache does
 // not hold already: normally the new message and the generation prompt.
 //
-// A Session owns its sequence of the context, and is used by one
-// goroutine at a time.
+// A Session runs on a llama.Sequence, which it uses alone; it runs one
+// turn at a time (another call meanwhile gets ErrBusy). Sessions on the
+// sequences of one Context reply at once, their tokens decoded together.
 type Session struct {
+	seq  *llama.Sequence
 	c    *llama.Context
 	m    *llama.Model
 	tmpl *Template
@@ -164,27 +161,24 @@ type Session struct {
 	text   string
 	tokens []llama.TokenID
 	ends   []int
-	// kv is the prefix of the stream (plus decoded tokens of a cut
-	// reply) that the KV cache holds, as far as the session knows.
-	kv []llama.TokenID
 
 	stats    TurnStats
 	stops    []string
 	bos, eos string // text of the model's BOS and EOS
 }
 
-// NewSession starts a conversation on a context with a template (see
-// FromModel, Builtin, Resolve).
-func NewSession(c *llama.Context, tmpl *Template, opts ...Option) (*Session, error) {
-	if c == nil || tmpl == nil {
-		return nil, fmt.Errorf("chat: NewSession needs a context and a template")
+// NewSession starts a conversation in a sequence of a context (see
+// llama.Context.NewSequence) with a template (see FromModel, Builtin,
+// Resolve). The caller keeps the sequence, and closes it after the
+// session.
+func NewSession(seq *llama.Sequence, tmpl *Template, opts ...Option) (*Session, error) {
+	if seq == nil || tmpl == nil {
+		return nil, fmt.Errorf("chat: NewSession needs a sequence and a template")
 	}
-	s := &Session{c: c, m: c.Model(), tmpl: tmpl}
+	c := seq.Context()
+	s := &Session{seq: seq, c: c, m: c.Model(), tmpl: tmpl}
 	for _, o := range opts {
 		o(&s.cfg)
-	}
-	if s.cfg.seq < 0 || s.cfg.seq >= c.Sequences() {
-		return nil, fmt.Errorf("chat: sequence %d, the context has %d", s.cfg.seq, c.Sequences())
 	}
 	s.system = s.cfg.system
 	s.bos, s.eos = specialText(s.m, s.m.BOS()), specialText(s.m, s.m.EOS())
@@ -484,7 +478,7 @@ func (s *Session) turn(ctx context.Context, msg Message, yield func(Chunk, error
 	total := 0   // tokens generated in all
 	for {
 		var st llama.Stats
-		opts := []llama.GenerateOption{llama.WithSequence(s.cfg.seq), llama.WithStats(&st), llama.WithStop(s.stops...)}
+		opts := []llama.GenerateOption{llama.WithStats(&st), llama.WithStop(s.stops...)}
 		if s.cfg.maxTokens > 0 {
 			opts = append(opts, llama.WithMaxTokens(s.cfg.maxTokens-total))
 		}
@@ -495,7 +489,7 @@ func (s *Session) turn(ctx context.Context, msg Message, yield func(Chunk, error
 		}
 		var genErr error
 		var yielded []llama.TokenID
-		for tok, err := range s.c.GenerateTokens(ctx, p.tokens, opts...) {
+		for tok, err := range s.seq.GenerateTokens(ctx, p.tokens, opts...) {
 			if err != nil {
 				genErr = err
 				break
@@ -515,10 +509,6 @@ func (s *Session) turn(ctx context.Context, msg Message, yield func(Chunk, error
 		total += st.GeneratedTokens
 		stats.Stats = st
 		stats.GeneratedTokens = total
-		s.kv = append(slices.Clone(p.tokens), yielded...)
-		if lo, hi, err := s.c.PositionRange(s.cfg.seq); err == nil && lo <= 0 && hi+1 <= len(s.kv) {
-			s.kv = s.kv[:hi+1]
-		}
 		if genErr == nil || stopped {
 			break
 		}

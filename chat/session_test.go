@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/llamago/llamago/gguf"
@@ -35,7 +36,7 @@ func storiesSession(t testing.TB, c *llama.Context, opts ...Option) *Session {
 		t.Fatal(err)
 	}
 	opts = append([]Option{WithSystem("You tell stories."), WithSampling(llama.WithGreedy()), WithMaxTokens(16)}, opts...)
-	s, err := NewSession(c, tmpl, opts...)
+	s, err := NewSession(newSeq(t, c), tmpl, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,7 +185,7 @@ func TestSaveLoad(t *testing.T) {
 	other := loadModel(t, "llama-2-tiny-random.gguf")
 	c3 := newContext(t, other)
 	tmpl, _ := Builtin("chatml")
-	s3, err := NewSession(c3, tmpl, WithSystem("kept"))
+	s3, err := NewSession(newSeq(t, c3), tmpl, WithSystem("kept"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -321,7 +322,7 @@ func TestThinking(t *testing.T) {
 			if c.override {
 				opts = append(opts, WithThinkingTags("[R]", "[/R]"))
 			}
-			s, err := NewSession(ctx, tmpl, opts...)
+			s, err := NewSession(newSeq(t, ctx), tmpl, opts...)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -371,7 +372,7 @@ func TestBOS(t *testing.T) {
 	m := loadModel(t, "stories260K.gguf")
 	c := newContext(t, m)
 	llama3 := readTemplate(t, "llama3") // writes bos_token
-	s, err := NewSession(c, llama3, WithSampling(llama.WithGreedy()), WithMaxTokens(4))
+	s, err := NewSession(newSeq(t, c), llama3, WithSampling(llama.WithGreedy()), WithMaxTokens(4))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -381,7 +382,7 @@ func TestBOS(t *testing.T) {
 		t.Errorf("prompt starts %v, want one BOS %d", s.tokens[:2], bos)
 	}
 	chatml, _ := Builtin("chatml") // does not
-	s2, _ := NewSession(newContext(t, m), chatml, WithSampling(llama.WithGreedy()), WithMaxTokens(4))
+	s2, _ := NewSession(newSeq(t, newContext(t, m)), chatml, WithSampling(llama.WithGreedy()), WithMaxTokens(4))
 	reply(t, s2, "Hi")
 	if s2.tokens[0] != bos || s2.tokens[1] == bos {
 		t.Errorf("prompt starts %v, want one BOS %d", s2.tokens[:2], bos)
@@ -559,7 +560,7 @@ func TestAlteredHistory(t *testing.T) {
 	} {
 		t.Run(c.template, func(t *testing.T) {
 			ctx := newContext(t, m)
-			s, err := NewSession(ctx, readTemplate(t, c.template), forced(c.out), WithMaxTokens(40))
+			s, err := NewSession(newSeq(t, ctx), readTemplate(t, c.template), forced(c.out), WithMaxTokens(40))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -587,12 +588,56 @@ func TestAlteredHistory(t *testing.T) {
 // refuses system messages: the prompt starts the first user message.
 func TestSystemFolded(t *testing.T) {
 	m := loadModel(t, "stories260K.gguf")
-	s, err := NewSession(newContext(t, m), readTemplate(t, "gemma2"), WithSystem("Be brief."), WithSampling(llama.WithGreedy()), WithMaxTokens(4))
+	s, err := NewSession(newSeq(t, newContext(t, m)), readTemplate(t, "gemma2"), WithSystem("Be brief."), WithSampling(llama.WithGreedy()), WithMaxTokens(4))
 	if err != nil {
 		t.Fatal(err)
 	}
 	reply(t, s, "Hi")
 	if !strings.Contains(s.text, "<start_of_turn>user\nBe brief.\n\nHi<end_of_turn>") {
 		t.Errorf("rendered %q", s.text)
+	}
+}
+
+// TestSessionsShareContext: sessions on the sequences of one Context reply
+// at once, each as it would alone, and keep their own histories and
+// caches.
+func TestSessionsShareContext(t *testing.T) {
+	m := loadModel(t, "stories260K.gguf")
+	msgs := []string{"Tell me about a cat.", "Once upon a time", "What did the dog do?"}
+	follow := "And then?"
+	alone := make([][2]string, len(msgs))
+	for i, msg := range msgs {
+		s := storiesSession(t, newContext(t, m))
+		alone[i][0], _ = reply(t, s, msg)
+		alone[i][1], _ = reply(t, s, follow)
+	}
+
+	c := newContext(t, m, llama.WithSequences(len(msgs)), llama.WithContextSize(1536))
+	sessions := make([]*Session, len(msgs))
+	for i := range msgs {
+		sessions[i] = storiesSession(t, c)
+	}
+	got := make([][2]string, len(msgs))
+	stats := make([]TurnStats, len(msgs))
+	var wg sync.WaitGroup
+	for i, s := range sessions {
+		wg.Go(func() {
+			got[i][0], _ = reply(t, s, msgs[i])
+			got[i][1], _ = reply(t, s, follow)
+			stats[i] = s.Stats()
+		})
+	}
+	wg.Wait()
+	for i := range msgs {
+		if got[i] != alone[i] {
+			t.Errorf("session %d together replied %q, alone %q", i, got[i], alone[i])
+		}
+		if h := sessions[i].History(); len(h) != 4 || h[0].Content != msgs[i] || h[2].Content != follow {
+			t.Errorf("session %d history: %v", i, h)
+		}
+		// The second turn reused the first from the session's own cache.
+		if stats[i].CachedTokens == 0 || stats[i].CachedTokens+stats[i].NewTokens+1 < stats[i].PromptTokens {
+			t.Errorf("session %d second turn: %+v", i, stats[i])
+		}
 	}
 }

@@ -201,15 +201,16 @@ func (a *Adapter) freeUnused() {
 // WithAdapter makes the context apply a LoRA adapter of the model with a
 // scale (1: as trained, 0: no effect). Several adapters may be given.
 func WithAdapter(a *Adapter, scale float32) ContextOption {
-	return func(c *contextConfig) error {
+	return func(c *contextConfig) {
 		if err := checkAdapterScale(scale); err != nil {
-			return err
+			c.fail(err)
+			return
 		}
 		if a == nil {
-			return invalidArg("nil adapter")
+			c.fail(invalidArg("nil adapter"))
+			return
 		}
 		c.adapters = append(c.adapters, adapterScale{a, scale})
-		return nil
 	}
 }
 

@@ -870,8 +870,8 @@ func TestLoadCloseLeak(t *testing.T) {
 }
 
 // TestFailedGenerateLeak: a Generate that fails after building its sampler
-// (here: a sequence id the context does not have) frees the sampler. Each
-// sampler with a logit bias on every token holds 256 KB of C memory.
+// (here: a prompt longer than the context) frees the sampler. Each sampler
+// with a logit bias on every token holds 256 KB of C memory.
 func TestFailedGenerateLeak(t *testing.T) {
 	m := loadModel(t, "llama-2-tiny-random.gguf")
 	c := newContext(t, m)
@@ -879,10 +879,11 @@ func TestFailedGenerateLeak(t *testing.T) {
 	for i := range llama.TokenID(m.VocabSize()) {
 		bias[i] = 0.5
 	}
+	long := strings.Repeat("Hello ", c.SequenceContextSize())
 	fail := func() {
-		for _, err := range c.Generate(context.Background(), "Hello", llama.WithSequence(3), llama.WithSampling(llama.WithLogitBias(bias))) {
-			if !errors.Is(err, llama.ErrInvalidArgument) {
-				t.Fatalf("Generate in sequence 3: %v", err)
+		for _, err := range c.Generate(context.Background(), long, llama.WithSampling(llama.WithLogitBias(bias))) {
+			if !errors.Is(err, llama.ErrContextFull) {
+				t.Fatalf("Generate with a long prompt: %v", err)
 			}
 		}
 	}

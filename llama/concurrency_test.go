@@ -289,3 +289,53 @@ func TestConcurrentContextLifecycle(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// TestCloseContextDuringCancellableGeneration closes a Context from another
+// goroutine while a generation with a cancellable context runs in it, and
+// cancels that context afterwards: the generation ends with ErrClosed (or
+// completes), without a data race on the abort flag, a write to freed
+// memory or a nil dereference in the goroutine that watches the context.
+func TestCloseContextDuringCancellableGeneration(t *testing.T) {
+	m := loadModel(t, "stories260K.gguf")
+	for round := range 20 {
+		c, err := m.NewContext(llama.WithContextSize(256), llama.WithThreads(1), llama.WithBatchThreads(1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		started := make(chan struct{})
+		result := make(chan error, 1)
+		go func() {
+			var last error
+			n := 0
+			for _, err := range c.Generate(ctx, storiesPrompt, greedy(100)...) {
+				if n++; n == 1 {
+					close(started)
+				}
+				if err != nil {
+					last = err
+				}
+			}
+			if n == 0 {
+				close(started)
+			}
+			result <- last
+		}()
+		switch round % 3 {
+		case 1:
+			<-started
+		case 2:
+			time.Sleep(time.Duration(round) * 50 * time.Microsecond)
+		}
+		c.Close()
+		cancel()
+		select {
+		case err := <-result:
+			if err != nil && !errors.Is(err, llama.ErrClosed) && !errors.Is(err, context.Canceled) {
+				t.Errorf("round %d: generation ended with %v, want nil, ErrClosed or context.Canceled", round, err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("round %d: generation did not end after Close", round)
+		}
+	}
+}

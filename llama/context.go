@@ -21,21 +21,32 @@ import (
 )
 
 // Context is an inference session over a Model: its KV cache (memory),
-// batch buffers and threads. It holds up to MaxSequences independent
-// sequences, numbered from 0.
+// batch buffers and threads. It holds independent sequences, numbered from
+// 0 (WithSequences, up to MaxSequences).
 //
-// A Context is meant for one goroutine at a time. Concurrent calls are
-// serialised by a mutex, so misuse gives muddled sequences, never a crash.
-// Close it when done; closing the Model closes it too.
+// Generate and the Sequences that NewSequence hands out may be used from
+// several goroutines at once: their generations are decoded together in
+// shared batches, each sequence with its own cache, sampler and
+// cancellation (continuous batching). The lower-level calls (Decode,
+// RemoveTokens, the state functions) act on the sequences they name and
+// are serialised by a mutex, so mixing them with running generations
+// gives muddled sequences, never a crash. Close it when done; closing the
+// Model closes it too.
 type Context struct {
 	mu     sync.Mutex
 	m      *Model
 	c      *C.struct_llama_context
 	mem    C.llama_memory_t
-	abort  *C.int32_t // set while a caller's ctx is done; read by llamago_abort
 	closed bool
 
 	tp, tpBatch *C.struct_ggml_threadpool // CPU threads (see setThreads)
+	// abort is llama.cpp's abort flag: set while a decode's ctx is done, or
+	// while the context closes; read by llamago_abort during a decode. The
+	// goroutines that watch a ctx set it without c.mu, so the pointer is
+	// guarded by abortMu, and Close frees it under that lock.
+	abortMu sync.Mutex
+	abort   *C.int32_t
+	closing bool // Close has begun: the flag stays set
 
 	nCtx, nBatch, nUbatch, nSeqMax int
 	nCtxSeq                        int
@@ -46,7 +57,7 @@ type Context struct {
 	outputs  []bool         // logits flags of the last decoded batch
 	hist     []history      // per sequence: the tokens Generate knows are cached
 	adapters []adapterScale // fixed at creation
-	genBuf   *Batch         // Generate's batch, allocated on first use
+	sched    sched          // runs the generations
 
 	lastYield clock.Time // see yield
 }
@@ -134,13 +145,14 @@ func ParseCacheType(s string) (CacheType, error) {
 }
 
 type contextConfig struct {
+	optErr
 	params   C.struct_llama_context_params
 	adapters []adapterScale
 }
 
 // ContextOption configures NewContext. An option not given keeps
-// llama.cpp's default.
-type ContextOption func(*contextConfig) error
+// llama.cpp's default; NewContext refuses an invalid one.
+type ContextOption func(*contextConfig)
 
 // WithContextSize sets n_ctx, the number of positions in the KV cache,
 // shared by all sequences; 0 means the model's trained context. llama.cpp
@@ -148,69 +160,69 @@ type ContextOption func(*contextConfig) error
 // context whose estimated memory exceeds what is available makes
 // NewContext return ErrOutOfMemory at once.
 func WithContextSize(n int) ContextOption {
-	return func(c *contextConfig) error {
+	return func(c *contextConfig) {
 		if n < 0 || n > 1<<24 {
-			return invalidArg("context size %d", n)
+			c.fail(invalidArg("context size %d", n))
+			return
 		}
 		c.params.n_ctx = C.uint32_t(n)
-		return nil
 	}
 }
 
 // WithBatchSize sets n_batch, the most tokens one Decode may submit.
 func WithBatchSize(n int) ContextOption {
-	return func(c *contextConfig) error {
+	return func(c *contextConfig) {
 		if n < 1 || n > 1<<24 {
-			return invalidArg("batch size %d", n)
+			c.fail(invalidArg("batch size %d", n))
+			return
 		}
 		c.params.n_batch = C.uint32_t(n)
-		return nil
 	}
 }
 
 // WithUBatchSize sets n_ubatch, the physical batch size computed at once.
 func WithUBatchSize(n int) ContextOption {
-	return func(c *contextConfig) error {
+	return func(c *contextConfig) {
 		if n < 1 || n > 1<<24 {
-			return invalidArg("micro-batch size %d", n)
+			c.fail(invalidArg("micro-batch size %d", n))
+			return
 		}
 		c.params.n_ubatch = C.uint32_t(n)
-		return nil
 	}
 }
 
 // WithSequences sets n_seq_max, the number of independent sequences.
 func WithSequences(n int) ContextOption {
-	return func(c *contextConfig) error {
+	return func(c *contextConfig) {
 		if n < 1 || n > MaxSequences() {
-			return invalidArg("%d sequences, want 1..%d", n, MaxSequences())
+			c.fail(invalidArg("%d sequences, want 1..%d", n, MaxSequences()))
+			return
 		}
 		c.params.n_seq_max = C.uint32_t(n)
-		return nil
 	}
 }
 
 // WithThreads sets the threads used for generation (one token at a time).
 // The default is DefaultThreads().
 func WithThreads(n int) ContextOption {
-	return func(c *contextConfig) error {
+	return func(c *contextConfig) {
 		if n < 1 || n > 1024 {
-			return invalidArg("%d threads", n)
+			c.fail(invalidArg("%d threads", n))
+			return
 		}
 		c.params.n_threads = C.int32_t(n)
-		return nil
 	}
 }
 
 // WithBatchThreads sets the threads used for prompt processing. The default
 // is DefaultThreads().
 func WithBatchThreads(n int) ContextOption {
-	return func(c *contextConfig) error {
+	return func(c *contextConfig) {
 		if n < 1 || n > 1024 {
-			return invalidArg("%d batch threads", n)
+			c.fail(invalidArg("%d batch threads", n))
+			return
 		}
 		c.params.n_threads_batch = C.int32_t(n)
-		return nil
 	}
 }
 
@@ -223,64 +235,64 @@ func WithBatchThreads(n int) ContextOption {
 // processing 1.2-4x slower and generation after a long prompt up to 2x
 // slower (docs/benchmarks.md, "Flash attention on the CPU").
 func WithFlashAttention(f FlashAttention) ContextOption {
-	return func(c *contextConfig) error {
+	return func(c *contextConfig) {
 		if f < FlashAttentionAuto || f > FlashAttentionOn {
-			return invalidArg("flash attention mode %d", f)
+			c.fail(invalidArg("flash attention mode %d", f))
+			return
 		}
 		c.params.flash_attn_type = C.enum_llama_flash_attn_type(f)
-		return nil
 	}
 }
 
 // WithCacheTypes sets the data types of the K and V caches (default f16).
 // A quantized V cache needs flash attention.
 func WithCacheTypes(k, v CacheType) ContextOption {
-	return func(c *contextConfig) error {
+	return func(c *contextConfig) {
 		for _, t := range []CacheType{k, v} {
 			if _, ok := cacheTypeNames[t]; !ok {
-				return invalidArg("cache type %d", t)
+				c.fail(invalidArg("cache type %d", t))
+				return
 			}
 		}
 		c.params.type_k = C.enum_ggml_type(k)
 		c.params.type_v = C.enum_ggml_type(v)
-		return nil
 	}
 }
 
 // WithEmbeddings makes the context compute embeddings (see Embeddings and
 // SequenceEmbeddings), pooled as p.
 func WithEmbeddings(p Pooling) ContextOption {
-	return func(c *contextConfig) error {
+	return func(c *contextConfig) {
 		if p < PoolingUnspecified || p > PoolingRank {
-			return invalidArg("pooling type %d", p)
+			c.fail(invalidArg("pooling type %d", p))
+			return
 		}
 		c.params.embeddings = true
 		c.params.pooling_type = C.enum_llama_pooling_type(p)
-		return nil
 	}
 }
 
 // WithRope overrides the RoPE base frequency and frequency scale; 0 keeps
 // the model's value.
 func WithRope(freqBase, freqScale float32) ContextOption {
-	return func(c *contextConfig) error {
+	return func(c *contextConfig) {
 		if freqBase < 0 || freqScale < 0 {
-			return invalidArg("RoPE base %v, scale %v", freqBase, freqScale)
+			c.fail(invalidArg("RoPE base %v, scale %v", freqBase, freqScale))
+			return
 		}
 		c.params.rope_freq_base = C.float(freqBase)
 		c.params.rope_freq_scale = C.float(freqScale)
-		return nil
 	}
 }
 
 // WithRopeScaling sets the RoPE scaling method.
 func WithRopeScaling(t RopeScaling) ContextOption {
-	return func(c *contextConfig) error {
+	return func(c *contextConfig) {
 		if t < RopeScalingUnspecified || t > RopeScalingLongRoPE {
-			return invalidArg("RoPE scaling type %d", t)
+			c.fail(invalidArg("RoPE scaling type %d", t))
+			return
 		}
 		c.params.rope_scaling_type = C.enum_llama_rope_scaling_type(t)
-		return nil
 	}
 }
 
@@ -295,29 +307,29 @@ type YaRN struct {
 
 // WithYaRN sets the YaRN parameters (use with RopeScalingYaRN).
 func WithYaRN(y YaRN) ContextOption {
-	return func(c *contextConfig) error {
+	return func(c *contextConfig) {
 		if y.OrigCtx < 0 {
-			return invalidArg("YaRN original context %d", y.OrigCtx)
+			c.fail(invalidArg("YaRN original context %d", y.OrigCtx))
+			return
 		}
 		c.params.yarn_ext_factor = C.float(y.ExtFactor)
 		c.params.yarn_attn_factor = C.float(y.AttnFactor)
 		c.params.yarn_beta_fast = C.float(y.BetaFast)
 		c.params.yarn_beta_slow = C.float(y.BetaSlow)
 		c.params.yarn_orig_ctx = C.uint32_t(y.OrigCtx)
-		return nil
 	}
 }
 
 // WithOffloadKQV sets whether the KV cache and attention run on the GPU when
 // layers are offloaded (default true).
 func WithOffloadKQV(on bool) ContextOption {
-	return func(c *contextConfig) error { c.params.offload_kqv = C.bool(on); return nil }
+	return func(c *contextConfig) { c.params.offload_kqv = C.bool(on) }
 }
 
 // WithUnifiedKV sets whether all sequences share one KV buffer (default
 // false in llama.cpp; true suits sequences with a long common prefix).
 func WithUnifiedKV(on bool) ContextOption {
-	return func(c *contextConfig) error { c.params.kv_unified = C.bool(on); return nil }
+	return func(c *contextConfig) { c.params.kv_unified = C.bool(on) }
 }
 
 // flashAttnWanted resolves FlashAttentionAuto before llama.cpp does (see
@@ -332,9 +344,10 @@ func (m *Model) NewContext(opts ...ContextOption) (*Context, error) {
 	cfg.params.n_threads = C.int32_t(DefaultThreads())
 	cfg.params.n_threads_batch = C.int32_t(DefaultThreads())
 	for _, o := range opts {
-		if err := o(&cfg); err != nil {
-			return nil, err
-		}
+		o(&cfg)
+	}
+	if cfg.err != nil {
+		return nil, cfg.err
 	}
 	if err := m.rlock(); err != nil {
 		return nil, err
@@ -401,6 +414,7 @@ func (m *Model) NewContext(opts ...ContextOption) (*Context, error) {
 	for i := range c.hist {
 		c.hist[i].valid = true
 	}
+	c.sched.init(c)
 	if err := c.applyAdapters(cfg.adapters); err != nil {
 		c.free()
 		return nil, err
@@ -420,20 +434,30 @@ func (c *Context) Close() error {
 func (c *Context) closeFromModel() { c.free() }
 
 func (c *Context) free() bool {
+	// Abort a decode in progress in another goroutine, so that Close does
+	// not wait for it to finish.
+	c.abortMu.Lock()
+	c.closing = true
+	if c.abort != nil {
+		(*atomic.Int32)(unsafe.Pointer(c.abort)).Store(1)
+	}
+	c.abortMu.Unlock()
+
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
 		return false
 	}
-	if c.genBuf != nil {
-		c.genBuf.Close()
-	}
 	C.llama_free(c.c)
 	c.freePools(c.tp, c.tpBatch)
 	c.tp, c.tpBatch = nil, nil
+	c.sched.shutdown() // every generation ends with ErrClosed
 	c.releaseAdapters()
+	c.abortMu.Lock()
 	C.free(unsafe.Pointer(c.abort))
-	c.c, c.abort, c.closed = nil, nil, true
+	c.abort = nil
+	c.abortMu.Unlock()
+	c.c, c.closed = nil, true
 	return true
 }
 
@@ -604,9 +628,18 @@ func (c *Context) decode(ctx context.Context, b *Batch, encode bool) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
+		if c.isClosing() {
+			return ErrClosed
+		}
 	}
 	c.outputs = c.outputs[:0]
 	return &DecodeError{Code: int(rc)}
+}
+
+func (c *Context) isClosing() bool {
+	c.abortMu.Lock()
+	defer c.abortMu.Unlock()
+	return c.closing
 }
 
 // yieldEvery is how often a goroutine that decodes back to back passes
@@ -635,19 +668,29 @@ func (c *Context) yield(start clock.Time) {
 }
 
 // watch makes llama.cpp's abort callback fire once ctx is done, until the
-// returned function is called.
+// returned function is called. It may be called without c.mu: the flag is
+// set under abortMu, and not at all once Close has freed it.
 func (c *Context) watch(ctx context.Context) (release func()) {
-	flag := (*atomic.Int32)(unsafe.Pointer(c.abort))
 	done := make(chan struct{})
 	stop := context.AfterFunc(ctx, func() {
-		flag.Store(1)
+		c.setAbort(1)
 		close(done)
 	})
 	return func() {
 		if !stop() {
 			<-done
 		}
-		flag.Store(0)
+		c.setAbort(0)
+	}
+}
+
+// setAbort sets llama.cpp's abort flag, unless the context is closing
+// (whose flag stays set until Close frees it).
+func (c *Context) setAbort(v int32) {
+	c.abortMu.Lock()
+	defer c.abortMu.Unlock()
+	if c.abort != nil && !c.closing {
+		(*atomic.Int32)(unsafe.Pointer(c.abort)).Store(v)
 	}
 }
 

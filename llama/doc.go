@@ -1,24 +1,51 @@
 // Package llama runs GGUF language models with llama.cpp, compiled into the
 // program through cgo.
 //
-// The objects follow llama.cpp's own:
+// The objects follow llama.cpp's own, with database/sql's split between a
+// shared owner and the single-owner objects it hands out:
 //
 //   - Load opens a GGUF file as a *Model: weights, hyperparameters and
 //     vocabulary. A Model is safe for concurrent use; tokenization is
 //     available on it directly.
 //   - Model.NewContext makes a *Context: the KV cache and compute buffers
-//     for one or more sequences. A Context serves one goroutine at a time.
-//   - Model.NewSampler makes a *Sampler, a chain of llama.cpp samplers.
+//     for one or more sequences (WithSequences). A Context is safe for
+//     concurrent use: the generations running in its sequences, from any
+//     number of goroutines, are decoded together, a batch at a time
+//     (continuous batching).
+//   - Context.NewSequence hands out a *Sequence, held by one owner: a
+//     sequence's KV cells, the tokens they hold (a prompt that extends
+//     them decodes only what is new) and one generation at a time. Close
+//     gives it back, its cells emptied. A desktop app or a service runs
+//     one conversation per Sequence, all on one Context.
+//   - Sequence.Generate streams tokens as an iter.Seq2[Token, error];
+//     Sequence.Complete collects them. Context.Generate and
+//     Context.Complete do the same in a free sequence of the context, the
+//     one whose cache shares the longest prefix with the prompt, as
+//     database/sql's DB.Query takes a free connection.
+//   - Model.NewSampler makes a *Sampler, a chain of llama.cpp samplers;
+//     Generate builds one from WithSampling's options unless given one
+//     (WithSampler).
 //   - Model.LoadAdapter loads a LoRA *Adapter, which contexts apply from
 //     their creation (WithAdapter).
-//   - Context.Generate streams tokens as an iter.Seq2[Token, error];
-//     Context.Complete collects them. For full control, fill a *Batch and
-//     call Context.Decode, then read Context.Logits or sample.
+//   - For full control, fill a *Batch and call Context.Decode, then read
+//     Context.Logits or sample.
+//
+// Each step of the batching decodes the next token of every generating
+// sequence together with chunks of the prompts being read; a generation
+// joins at the next step. A generation's own text stream holds back
+// partial UTF-8 characters and possible stop strings (the earliest match
+// wins) and ends at an end-of-generation token (see WithIgnoreEOS).
+// Cancelling a generation's context.Context drops its sequence from the
+// next batch and ends it with ctx.Err(); the decode in progress is aborted
+// only if it serves no other generation. Greedy output is the same in a
+// batch as alone, but where the two best tokens are nearly tied: llama.cpp
+// computes one token and several with differently rounded kernels.
 //
 // Every object that owns C memory has an idempotent Close; closing a Model
-// closes its contexts and samplers first. After Close, methods that return
-// an error return ErrClosed; the others report fixed properties as before
-// and zero values for the rest (see ErrClosed). Calls that can block take a context.Context: cancelling it
+// closes its contexts and samplers first, and closing a Context ends the
+// generations running in it with ErrClosed. After Close, methods that
+// return an error return ErrClosed; the others report fixed properties as
+// before and zero values for the rest (see ErrClosed). Calls that can block take a context.Context: cancelling it
 // stops a load between tensors and a decode between graph nodes.
 //
 // Input from callers is checked in Go before it reaches llama.cpp, which

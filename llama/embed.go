@@ -51,6 +51,7 @@ func (n Normalization) String() string {
 }
 
 type embedConfig struct {
+	optErr
 	pooling   Pooling
 	norm      Normalization
 	truncate  bool
@@ -61,31 +62,32 @@ type embedConfig struct {
 	rerank    bool // the context's pooling must be rank
 }
 
-// EmbedOption configures Embed, EmbedTokens and Rerank.
-type EmbedOption func(*embedConfig) error
+// EmbedOption configures Embed, EmbedTokens and Rerank, which refuse an
+// invalid one.
+type EmbedOption func(*embedConfig)
 
 // WithPooling sets how token embeddings are pooled into one per text
 // (default PoolingUnspecified: the model's own pooling). PoolingRank gives
 // the outputs of a reranker's classifier, unnormalized.
 func WithPooling(p Pooling) EmbedOption {
-	return func(c *embedConfig) error {
+	return func(c *embedConfig) {
 		if p < PoolingUnspecified || p > PoolingRank {
-			return invalidArg("pooling type %d", p)
+			c.fail(invalidArg("pooling type %d", p))
+			return
 		}
 		c.pooling = p
-		return nil
 	}
 }
 
 // WithNormalization sets how each embedding is scaled (default
 // NormalizeL2).
 func WithNormalization(n Normalization) EmbedOption {
-	return func(c *embedConfig) error {
+	return func(c *embedConfig) {
 		if n < NormalizeNone {
-			return invalidArg("normalization %d", n)
+			c.fail(invalidArg("normalization %d", n))
+			return
 		}
 		c.norm = n
-		return nil
 	}
 }
 
@@ -93,19 +95,19 @@ func WithNormalization(n Normalization) EmbedOption {
 // WithMaxTokensPerText) keep its first tokens, and the end-of-text token
 // the tokenizer adds (SEP or EOS), rather than fail with ErrContextFull.
 func WithTruncation(on bool) EmbedOption {
-	return func(c *embedConfig) error { c.truncate = on; return nil }
+	return func(c *embedConfig) { c.truncate = on }
 }
 
 // WithDimensions keeps the first n values of each embedding before
 // normalizing it, for Matryoshka models trained so that prefixes of their
 // embeddings are embeddings too. 0 (the default) keeps them all.
 func WithDimensions(n int) EmbedOption {
-	return func(c *embedConfig) error {
+	return func(c *embedConfig) {
 		if n < 0 {
-			return invalidArg("%d dimensions", n)
+			c.fail(invalidArg("%d dimensions", n))
+			return
 		}
 		c.dims = n
-		return nil
 	}
 }
 
@@ -113,12 +115,12 @@ func WithDimensions(n int) EmbedOption {
 // model's trained context). Longer texts are an error, or truncated with
 // WithTruncation.
 func WithMaxTokensPerText(n int) EmbedOption {
-	return func(c *embedConfig) error {
+	return func(c *embedConfig) {
 		if n < 1 || n > 1<<24 {
-			return invalidArg("%d tokens per text", n)
+			c.fail(invalidArg("%d tokens per text", n))
+			return
 		}
 		c.maxTokens = n
-		return nil
 	}
 }
 
@@ -126,12 +128,12 @@ func WithMaxTokensPerText(n int) EmbedOption {
 // raised to the longest text): texts are packed as parallel sequences
 // into batches of this size.
 func WithEmbedBatchSize(n int) EmbedOption {
-	return func(c *embedConfig) error {
+	return func(c *embedConfig) {
 		if n < 1 || n > 1<<24 {
-			return invalidArg("embedding batch size %d", n)
+			c.fail(invalidArg("embedding batch size %d", n))
+			return
 		}
 		c.batch = n
-		return nil
 	}
 }
 
@@ -140,7 +142,7 @@ func WithEmbedBatchSize(n int) EmbedOption {
 // and micro-batch sizes, sequences, unified KV) and WithEmbeddings are
 // overridden.
 func WithEmbedContext(opts ...ContextOption) EmbedOption {
-	return func(c *embedConfig) error { c.ctxOpts = append(c.ctxOpts, opts...); return nil }
+	return func(c *embedConfig) { c.ctxOpts = append(c.ctxOpts, opts...) }
 }
 
 const defaultEmbedBatch = 2048
@@ -319,9 +321,10 @@ func ParsePooling(s string) (Pooling, error) {
 func newEmbedConfig(opts []EmbedOption) (*embedConfig, error) {
 	cfg := &embedConfig{pooling: PoolingUnspecified, norm: NormalizeL2}
 	for _, o := range opts {
-		if err := o(cfg); err != nil {
-			return nil, err
-		}
+		o(cfg)
+	}
+	if cfg.err != nil {
+		return nil, cfg.err
 	}
 	return cfg, nil
 }

@@ -76,6 +76,16 @@ func (e *LoadError) Error() string {
 	return fmt.Sprintf("llama: load %s: %s", e.Path, e.Reason)
 }
 
+// optErr records the first invalid option given to a constructor, which
+// returns it: options themselves return nothing.
+type optErr struct{ err error }
+
+func (o *optErr) fail(err error) {
+	if o.err == nil {
+		o.err = err
+	}
+}
+
 func invalidArg(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrInvalidArgument, fmt.Sprintf(format, args...))
 }

@@ -7,3 +7,11 @@ func SetMemoryAvailable(n uint64) (restore func()) {
 	memoryAvailable = func() uint64 { return n }
 	return func() { memoryAvailable = old }
 }
+
+// WidestStep is the most sequences one step of c's scheduler decoded
+// together.
+func WidestStep(c *Context) int {
+	c.sched.mu.Lock()
+	defer c.sched.mu.Unlock()
+	return c.sched.widest
+}

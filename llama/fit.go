@@ -6,6 +6,7 @@ package llama
 import "C"
 
 import (
+	"errors"
 	"fmt"
 	"sort"
 	"strconv"
@@ -229,15 +230,14 @@ func PlanFit(f *gguf.File, devices []Device, modelOpts []ModelOption, ctxOpts []
 	}
 	mc := modelConfig{params: C.llama_model_default_params()}
 	for _, o := range modelOpts {
-		if err := o(&mc); err != nil {
-			return nil, err
-		}
+		o(&mc)
 	}
 	cc := contextConfig{params: C.llama_context_default_params()}
 	for _, o := range ctxOpts {
-		if err := o(&cc); err != nil {
-			return nil, err
-		}
+		o(&cc)
+	}
+	if err := errors.Join(mc.err, cc.err); err != nil {
+		return nil, err
 	}
 	p := fitParams{
 		nGPULayers:  int(mc.params.n_gpu_layers),

@@ -1,21 +1,11 @@
 package llama
 
-/*
-#include "llama.h"
-*/
-import "C"
-
 import (
 	"context"
 	"errors"
-	"fmt"
 	"iter"
-	"math"
 	"strings"
 	"time"
-	"unicode/utf8"
-
-	"github.com/llamago/llamago/internal/clock"
 )
 
 // Token is one step of a generation.
@@ -32,6 +22,12 @@ type Token struct {
 	// Elapsed is the time since Generate started; for the first token it
 	// is the time to first token.
 	Elapsed time.Duration
+	// Logprob is the log-probability of ID under the model's distribution
+	// (the logits before the sampler changes them), and TopLogprobs the
+	// most likely tokens with theirs, most likely first: with
+	// WithLogprobs.
+	Logprob     float64
+	TopLogprobs []TokenLogprob
 }
 
 // StopReason says why a generation ended.
@@ -85,15 +81,16 @@ func (s Stats) PromptTokensPerSecond() float64 {
 type generateConfig struct {
 	maxTokens   int
 	stops       []string
-	ignoreEOS   bool
 	sampler     *Sampler
 	samplerOpts []SamplerOption
-	seq         int
 	flags       SpecialTokens
 	stats       *Stats
+	logprobs    bool
+	topLogprobs int
 }
 
-// GenerateOption configures Generate and Complete.
+// GenerateOption configures Generate and Complete, which refuse an invalid
+// one with the generation's error.
 type GenerateOption func(*generateConfig)
 
 // WithMaxTokens stops after n generated tokens; -1 (the default) means no
@@ -112,10 +109,6 @@ func WithStop(stops ...string) GenerateOption {
 	}
 }
 
-// WithIgnoreEOS keeps generating past end-of-generation tokens by banning
-// them (only with a sampler Generate builds, see WithSampling).
-func WithIgnoreEOS() GenerateOption { return func(c *generateConfig) { c.ignoreEOS = true } }
-
 // WithSampler samples with s, which the caller owns. Without it Generate
 // builds one from WithSampling's options.
 func WithSampler(s *Sampler) GenerateOption { return func(c *generateConfig) { c.sampler = s } }
@@ -125,9 +118,6 @@ func WithSampler(s *Sampler) GenerateOption { return func(c *generateConfig) { c
 func WithSampling(opts ...SamplerOption) GenerateOption {
 	return func(c *generateConfig) { c.samplerOpts = append(c.samplerOpts, opts...) }
 }
-
-// WithSequence generates in sequence seq of the context (default 0).
-func WithSequence(seq int) GenerateOption { return func(c *generateConfig) { c.seq = seq } }
 
 // WithTokenizeFlags sets how Generate tokenizes a text prompt (default
 // AddSpecial|ParseSpecial).
@@ -139,34 +129,46 @@ func WithTokenizeFlags(f SpecialTokens) GenerateOption {
 func WithStats(s *Stats) GenerateOption { return func(c *generateConfig) { c.stats = s } }
 
 // Generate tokenizes prompt and streams the tokens the model generates
-// after it, in sequence 0 of the context (see WithSequence).
+// after it, in a sequence of the context that no Sequence holds: of the
+// free ones, the one whose cache shares the longest prefix with the
+// prompt. With every sequence taken it waits for one until ctx is done.
+// Generations from several goroutines run at once, one per sequence (see
+// WithSequences), decoded together in shared batches.
 //
 // The sequence's KV cache is reused: only the part of the prompt after its
 // longest common prefix with the cached tokens is decoded, in chunks of the
-// batch size. A prompt that does not fit the context yields ErrContextFull
-// before anything is decoded.
+// batch size. A prompt that does not fit the sequence's context yields
+// ErrContextFull before anything is decoded.
 //
 // Iteration ends at an end-of-generation token, WithMaxTokens, a stop
 // string, a full context (with the error ErrContextFull), ctx being done
-// (with ctx.Err(); a decode in progress is aborted), or the caller's break.
-// Text held back at the end is released in a last Token whose ID is
-// NullToken. The iterator is single-use.
+// (with ctx.Err(); a decode in progress is aborted unless it serves other
+// sequences too), Close (with ErrClosed), or the caller's break. Text held
+// back at the end is released in a last Token whose ID is NullToken. The
+// iterator is single-use.
 func (c *Context) Generate(ctx context.Context, prompt string, opts ...GenerateOption) iter.Seq2[Token, error] {
-	return func(yield func(Token, error) bool) {
-		cfg := newGenerateConfig(opts)
-		tokens, err := c.m.Tokenize(prompt, cfg.flags)
-		if err != nil {
-			yield(Token{}, err)
-			return
-		}
-		c.generate(ctx, tokens, cfg, yield)
-	}
+	return c.generateText(ctx, nil, prompt, opts)
 }
 
 // GenerateTokens is Generate with a tokenized prompt.
 func (c *Context) GenerateTokens(ctx context.Context, prompt []TokenID, opts ...GenerateOption) iter.Seq2[Token, error] {
 	return func(yield func(Token, error) bool) {
-		c.generate(ctx, prompt, newGenerateConfig(opts), yield)
+		c.generate(ctx, nil, prompt, newGenerateConfig(opts), yield)
+	}
+}
+
+func (c *Context) generateText(ctx context.Context, seq *Sequence, prompt string, opts []GenerateOption) iter.Seq2[Token, error] {
+	return func(yield func(Token, error) bool) {
+		cfg := newGenerateConfig(opts)
+		tokens, err := c.m.Tokenize(prompt, cfg.flags)
+		if err != nil {
+			if cfg.stats != nil {
+				*cfg.stats = Stats{StopReason: StopError}
+			}
+			yield(Token{}, err)
+			return
+		}
+		c.generate(ctx, seq, tokens, cfg, yield)
 	}
 }
 
@@ -176,6 +178,35 @@ func newGenerateConfig(opts []GenerateOption) *generateConfig {
 		o(cfg)
 	}
 	return cfg
+}
+
+// generate runs one generation in seq, or in a free sequence with seq nil.
+func (c *Context) generate(ctx context.Context, seq *Sequence, prompt []TokenID, cfg *generateConfig, yield func(Token, error) bool) {
+	s := &c.sched
+	g, err := s.begin(ctx, seq, prompt, cfg)
+	if err != nil {
+		yield(Token{}, err)
+		return
+	}
+	broke := false
+	defer func() { s.end(g, broke) }()
+	if ctx.Done() != nil {
+		stop := context.AfterFunc(ctx, func() { s.cancel(g) })
+		defer stop()
+	}
+	for {
+		tok, err, ok := s.next(g)
+		switch {
+		case !ok:
+			return
+		case err != nil:
+			yield(Token{}, err)
+			return
+		case !yield(tok, nil):
+			broke = true
+			return
+		}
+	}
 }
 
 // Completion is the result of Complete.
@@ -189,10 +220,15 @@ type Completion struct {
 // A full context is not an error here: the text so far is returned with
 // StopReason StopContextFull.
 func (c *Context) Complete(ctx context.Context, prompt string, opts ...GenerateOption) (Completion, error) {
+	return complete(c.Generate, ctx, prompt, opts)
+}
+
+func complete(generate func(context.Context, string, ...GenerateOption) iter.Seq2[Token, error],
+	ctx context.Context, prompt string, opts []GenerateOption) (Completion, error) {
 	var res Completion
 	var b strings.Builder
-	opts = append(opts, WithStats(&res.Stats))
-	for tok, err := range c.Generate(ctx, prompt, opts...) {
+	opts = append(opts[:len(opts):len(opts)], WithStats(&res.Stats))
+	for tok, err := range generate(ctx, prompt, opts...) {
 		if err != nil {
 			if errors.Is(err, ErrContextFull) && len(res.Tokens) > 0 {
 				break
@@ -206,360 +242,4 @@ func (c *Context) Complete(ctx context.Context, prompt string, opts ...GenerateO
 	}
 	res.Text = b.String()
 	return res, nil
-}
-
-// generation is the state of one Generate call.
-type generation struct {
-	ctx     context.Context
-	seqs    [1]int // the sequence, as Batch.set takes it
-	c       *Context
-	cfg     *generateConfig
-	s       *Sampler
-	start   clock.Time
-	stats   Stats
-	pending []byte // generated text not yet released
-	maxStop int    // length of the longest stop string
-}
-
-func (c *Context) generate(ctx context.Context, prompt []TokenID, cfg *generateConfig, yield func(Token, error) bool) {
-	g := &generation{ctx: ctx, seqs: [1]int{cfg.seq}, c: c, cfg: cfg, start: clock.Now()}
-	defer func() {
-		if cfg.stats != nil {
-			*cfg.stats = g.stats
-		}
-	}()
-	fail := func(reason StopReason, err error) {
-		g.stats.StopReason = reason
-		yield(Token{}, err)
-	}
-	if err := g.setup(prompt); err != nil {
-		if g.s != nil && g.s != cfg.sampler {
-			g.s.Close() // setup may fail after building the sampler
-		}
-		reason := StopError
-		if errors.Is(err, ErrContextFull) {
-			reason = StopContextFull
-		}
-		fail(reason, err)
-		return
-	}
-	if g.s != cfg.sampler {
-		defer g.s.Close()
-	}
-	if ctx.Done() != nil {
-		if err := ctx.Err(); err != nil {
-			fail(StopCancelled, err)
-			return
-		}
-		defer c.watch(ctx)()
-	}
-
-	if err := g.evalPrompt(prompt); err != nil {
-		g.failDecode(ctx, err, fail)
-		return
-	}
-	g.stats.PromptEval = clock.Since(g.start)
-
-	var first clock.Time
-	for {
-		if err := ctx.Err(); err != nil {
-			fail(StopCancelled, err)
-			return
-		}
-		tok, last, err := g.next()
-		if err != nil {
-			g.failDecode(ctx, err, fail)
-			return
-		}
-		now := clock.Now()
-		if g.stats.GeneratedTokens == 0 {
-			first = now
-			g.stats.TimeToFirst = now.Sub(g.start)
-		}
-		g.stats.Generation = now.Sub(first)
-		if !cfg.ignoreEOS && c.m.IsEOG(tok) {
-			g.stats.StopReason = StopEOG
-			if len(g.pending) > 0 {
-				yield(Token{ID: NullToken, Text: string(g.pending), Index: g.stats.GeneratedTokens, Elapsed: now.Sub(g.start)}, nil)
-			}
-			return
-		}
-		g.stats.GeneratedTokens++
-		t := Token{ID: tok, Index: g.stats.GeneratedTokens - 1, Elapsed: now.Sub(g.start)}
-		var stopped bool
-		t.Text, stopped = g.release(tok, last)
-		if stopped {
-			g.stats.StopReason = StopString
-			if t.Text != "" {
-				yield(t, nil)
-			}
-			return
-		}
-		if !yield(t, nil) {
-			g.stats.StopReason = StopBreak
-			return
-		}
-		if last {
-			if g.stats.StopReason == StopContextFull {
-				yield(Token{}, fmt.Errorf("%w: sequence %d reached %d positions", ErrContextFull, cfg.seq, len(c.hist[cfg.seq].tokens)+1))
-			}
-			return
-		}
-		if err := g.decodeOne(tok); err != nil {
-			g.failDecode(ctx, err, fail)
-			return
-		}
-	}
-}
-
-// setup checks the request and prepares the sampler and batch.
-func (g *generation) setup(prompt []TokenID) error {
-	c, cfg := g.c, g.cfg
-	if len(prompt) == 0 {
-		return invalidArg("empty prompt")
-	}
-	for _, t := range prompt {
-		if err := c.m.checkToken(t); err != nil {
-			return err
-		}
-	}
-	if cfg.maxTokens < -1 {
-		return invalidArg("max tokens %d", cfg.maxTokens)
-	}
-	if cfg.maxTokens == 0 {
-		return invalidArg("max tokens 0")
-	}
-	for _, s := range cfg.stops {
-		g.maxStop = max(g.maxStop, len(s))
-	}
-	g.stats.PromptTokens = len(prompt)
-	g.s = cfg.sampler
-	if g.s == nil {
-		opts := cfg.samplerOpts
-		if cfg.ignoreEOS {
-			bias := map[TokenID]float32{}
-			for t := range TokenID(c.m.info.nVocab) {
-				if c.m.IsEOG(t) {
-					bias[t] = float32(math.Inf(-1))
-				}
-			}
-			opts = append(opts[:len(opts):len(opts)], func(sc *SamplerConfig) {
-				// The caller's map, if any, is merged into ours, not changed.
-				for t, b := range sc.LogitBias {
-					if _, eog := bias[t]; !eog {
-						bias[t] = b
-					}
-				}
-				sc.LogitBias = bias
-			})
-		}
-		// A penalty window of -1 is the sequence's context.
-		opts = append([]SamplerOption{WithSamplerContextSize(c.SequenceContextSize())}, opts...)
-		s, err := c.m.NewSampler(opts...)
-		if err != nil {
-			return err
-		}
-		g.s = s
-	}
-	if err := c.lock(); err != nil {
-		return err
-	}
-	defer c.mu.Unlock()
-	if err := c.checkSeq(cfg.seq, false); err != nil {
-		return err
-	}
-	if n := int(C.llama_n_ctx_seq(c.c)); len(prompt) >= n {
-		return fmt.Errorf("%w: prompt of %d tokens, sequence context of %d", ErrContextFull, len(prompt), n)
-	}
-	if c.genBuf == nil {
-		b, err := NewBatch(c.nBatch, 1)
-		if err != nil {
-			return err
-		}
-		c.genBuf = b
-	}
-	return nil
-}
-
-// evalPrompt decodes the part of the prompt not already cached.
-func (g *generation) evalPrompt(prompt []TokenID) error {
-	c, seq := g.c, g.cfg.seq
-	if err := c.lock(); err != nil {
-		return err
-	}
-	h := &c.hist[seq]
-	if !h.valid {
-		C.llama_memory_seq_rm(c.mem, C.llama_seq_id(seq), -1, -1)
-		h.tokens, h.valid = h.tokens[:0], true
-	}
-	p := 0
-	for p < len(h.tokens) && p < len(prompt) && h.tokens[p] == prompt[p] {
-		p++
-	}
-	if p == len(prompt) {
-		p-- // the last prompt token must be decoded again for its logits
-	}
-	if p < len(h.tokens) {
-		if !C.llama_memory_seq_rm(c.mem, C.llama_seq_id(seq), C.llama_pos(p), -1) {
-			C.llama_memory_seq_rm(c.mem, C.llama_seq_id(seq), -1, -1)
-			p = 0
-		}
-		h.tokens = h.tokens[:p]
-	}
-	c.mu.Unlock()
-	g.stats.CachedTokens = p
-
-	for i := p; i < len(prompt); i += c.nBatch {
-		chunk := prompt[i:min(i+c.nBatch, len(prompt))]
-		if err := g.decode(chunk, i+len(chunk) == len(prompt)); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// decode appends tokens to the sequence, asking for the last one's logits
-// if wantLogits.
-func (g *generation) decode(tokens []TokenID, wantLogits bool) error {
-	c, seq := g.c, g.cfg.seq
-	if err := c.lock(); err != nil {
-		return err
-	}
-	defer c.mu.Unlock()
-	h := &c.hist[seq]
-	b := c.genBuf
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	for i, t := range tokens {
-		b.set(i, t, len(h.tokens)+i, wantLogits && i == len(tokens)-1, g.seqs[:])
-	}
-	b.c.n_tokens = C.int32_t(len(tokens))
-	if err := c.decode(g.ctx, b, false); err != nil {
-		// Drop whatever finished micro-batches left, to match h.
-		C.llama_memory_seq_rm(c.mem, C.llama_seq_id(seq), C.llama_pos(len(h.tokens)), -1)
-		return err
-	}
-	h.tokens = append(h.tokens, tokens...)
-	return nil
-}
-
-func (g *generation) decodeOne(t TokenID) error {
-	one := [1]TokenID{t}
-	return g.decode(one[:], true)
-}
-
-// next samples the next token. last reports that it is the final one:
-// WithMaxTokens is reached or the sequence has no room to decode it.
-func (g *generation) next() (t TokenID, last bool, err error) {
-	c, s := g.c, g.s
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return NullToken, false, ErrClosed
-	}
-	if err := c.lock(); err != nil {
-		return NullToken, false, err
-	}
-	defer c.mu.Unlock()
-	t, err = s.sample(c, -1)
-	if err != nil {
-		return NullToken, false, err
-	}
-	n := g.stats.GeneratedTokens + 1
-	if g.cfg.maxTokens > 0 && n >= g.cfg.maxTokens {
-		g.stats.StopReason = StopMaxTokens
-		return t, true, nil
-	}
-	if len(c.hist[g.cfg.seq].tokens)+1 >= int(C.llama_n_ctx_seq(c.c)) {
-		g.stats.StopReason = StopContextFull
-		return t, true, nil
-	}
-	return t, false, nil
-}
-
-// release adds t's text to the pending bytes and returns what can be
-// released: everything up to a matched stop string (stopped), or all but a
-// trailing partial UTF-8 character and a trailing prefix of a stop string.
-// With flush, everything pending is released.
-func (g *generation) release(t TokenID, flush bool) (text string, stopped bool) {
-	piece := g.c.m.piece(t)
-	if len(g.pending) == 0 && len(g.cfg.stops) == 0 && (flush || fullUTF8(piece)) {
-		return piece, false // the common case: no copy
-	}
-	g.pending = append(g.pending, piece...)
-	for _, s := range g.cfg.stops {
-		// A match must end in the new piece, since earlier text was checked.
-		from := max(0, len(g.pending)-len(piece)-len(s)+1)
-		if i := strings.Index(string(g.pending[from:]), s); i >= 0 {
-			g.stats.StopString = s
-			out := string(g.pending[:from+i])
-			g.pending = g.pending[:0]
-			return out, true
-		}
-	}
-	n := len(g.pending)
-	if !flush {
-		n = min(n, incompleteUTF8(g.pending))
-		n = min(n, len(g.pending)-stopPrefix(g.pending, g.cfg.stops))
-	}
-	out := string(g.pending[:n])
-	g.pending = append(g.pending[:0], g.pending[n:]...)
-	return out, false
-}
-
-// fullUTF8 reports whether s does not end inside a UTF-8 character.
-func fullUTF8(s string) bool {
-	return incompleteUTF8(s) == len(s)
-}
-
-// incompleteUTF8 returns the length of b without a trailing incomplete
-// UTF-8 sequence.
-func incompleteUTF8[T string | []byte](b T) int {
-	for i := len(b) - 1; i >= 0 && i >= len(b)-utf8.UTFMax; i-- {
-		c := b[i]
-		if c < utf8.RuneSelf {
-			return len(b)
-		}
-		if utf8.RuneStart(c) {
-			need := 2
-			switch {
-			case c >= 0xF0:
-				need = 4
-			case c >= 0xE0:
-				need = 3
-			}
-			if len(b)-i < need {
-				return i
-			}
-			return len(b)
-		}
-	}
-	return len(b)
-}
-
-// stopPrefix returns the length of the longest suffix of b that is a proper
-// prefix of one of the stop strings.
-func stopPrefix(b []byte, stops []string) int {
-	best := 0
-	for _, s := range stops {
-		for k := min(len(s)-1, len(b)); k > best; k-- {
-			if string(b[len(b)-k:]) == s[:k] {
-				best = k
-				break
-			}
-		}
-	}
-	return best
-}
-
-// failDecode reports a failure during decoding with the right reason.
-func (g *generation) failDecode(ctx context.Context, err error, fail func(StopReason, error)) {
-	switch {
-	case ctx.Err() != nil && errors.Is(err, ctx.Err()):
-		fail(StopCancelled, err)
-	case errors.Is(err, ErrContextFull):
-		fail(StopContextFull, err)
-	default:
-		fail(StopError, err)
-	}
 }

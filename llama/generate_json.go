@@ -108,7 +108,7 @@ func sizedInts(t reflect.Type) *jsonschema.Schema {
 // generation once the value is complete.
 //
 // The options are those of Generate; the grammar replaces any grammar of
-// WithSampling, and WithIgnoreEOS is ignored. WithSampler is refused, since
+// WithSampling, and WithIgnoreEOS in it is ignored. WithSampler is refused, since
 // the grammar is part of the sampler. A generation that stops before the
 // value is complete (WithMaxTokens, a stop string, a full context)
 // returns a *JSONError wrapping ErrTruncated.
@@ -135,8 +135,7 @@ func generateJSON(ctx context.Context, c *Context, prompt, grammar string, v any
 	callerStats := cfg.stats
 	var stats Stats
 	opts = append(slices.Clip(opts),
-		WithSampling(WithGrammar(grammar, "root")),
-		func(c *generateConfig) { c.ignoreEOS = false },
+		WithSampling(WithGrammar(grammar, "root"), func(c *SamplerConfig) { c.IgnoreEOS = false }),
 		WithStats(&stats))
 	var text strings.Builder
 	var genErr error

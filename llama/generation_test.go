@@ -3,6 +3,7 @@ package llama_test
 import (
 	"context"
 	"errors"
+	"iter"
 	"math"
 	"slices"
 	"strings"
@@ -33,8 +34,31 @@ func generate(t testing.TB, c *llama.Context, ctx context.Context, prompt string
 	t.Helper()
 	var r run
 	opts = append(opts, llama.WithStats(&r.stats))
+	return collect(t, c.Generate(ctx, prompt, opts...), &r)
+}
+
+// generateTokens is generate with a tokenized prompt.
+func generateTokens(t testing.TB, c *llama.Context, ctx context.Context, prompt []llama.TokenID, opts ...llama.GenerateOption) run {
+	t.Helper()
+	var r run
+	opts = append(opts, llama.WithStats(&r.stats))
+	return collect(t, c.GenerateTokens(ctx, prompt, opts...), &r)
+}
+
+func mustGenerateTokens(t testing.TB, c *llama.Context, prompt []llama.TokenID, opts ...llama.GenerateOption) run {
+	t.Helper()
+	r := generateTokens(t, c, context.Background(), prompt, opts...)
+	if r.err != nil {
+		t.Fatalf("GenerateTokens: %v", r.err)
+	}
+	return r
+}
+
+// collect runs a generation into r (whose stats it fills already).
+func collect(t testing.TB, seq iter.Seq2[llama.Token, error], r *run) run {
+	t.Helper()
 	var b strings.Builder
-	for tok, err := range c.Generate(ctx, prompt, opts...) {
+	for tok, err := range seq {
 		if r.err != nil {
 			t.Fatalf("Generate yielded after the error %v", r.err)
 		}
@@ -49,7 +73,7 @@ func generate(t testing.TB, c *llama.Context, ctx context.Context, prompt string
 		b.WriteString(tok.Text)
 	}
 	r.text = b.String()
-	return r
+	return *r
 }
 
 func greedy(n int) []llama.GenerateOption {
@@ -219,17 +243,23 @@ func TestStopStrings(t *testing.T) {
 		p, _ := m.TokenToPiece(tok.ID, false)
 		pieces = append(pieces, p)
 	}
-	var split string
-	for i := 3; i+1 < len(pieces); i++ {
-		if len(pieces[i]) >= 3 && len(pieces[i+1]) >= 3 {
+	// split spans two long pieces; next is the second of them, first
+	// found in the text there: both end in the same piece, split earlier.
+	var split, next string
+	at := 0
+	for i := 0; i+1 < len(pieces); i++ {
+		if i >= 3 && len(pieces[i]) >= 3 && len(pieces[i+1]) >= 3 &&
+			strings.Index(full.text, pieces[i+1]) == at+len(pieces[i]) {
 			split = pieces[i][len(pieces[i])-2:] + pieces[i+1][:2]
+			next = pieces[i+1]
 			break
 		}
+		at += len(pieces[i])
 	}
 	if split == "" {
 		t.Fatal("no two long pieces in a row")
 	}
-	t.Logf("split stop string %q", split)
+	t.Logf("split stop string %q, next piece %q", split, next)
 
 	tests := []struct {
 		name  string
@@ -239,6 +269,9 @@ func TestStopStrings(t *testing.T) {
 		{"word", []string{"Lily"}, "Lily"},
 		{"split", []string{split}, split},
 		{"first of two", []string{"park", "Lily"}, "Lily"},
+		// Both end in the same piece: the one that starts first in the
+		// text wins, not the first listed.
+		{"earliest of two", []string{next, split}, split},
 		{"one char", []string{"."}, "."},
 		{"newline absent", []string{"\n"}, ""},
 		{"empty ignored", []string{""}, ""},
@@ -337,8 +370,8 @@ func TestEOG(t *testing.T) {
 		t.Errorf("EOS bias: %q %d tokens %v", r.text, len(r.tokens), r.stats.StopReason)
 	}
 	// WithIgnoreEOS bans it again, without touching the caller's map.
-	r = mustGenerate(t, c, storiesPrompt, llama.WithMaxTokens(20), llama.WithIgnoreEOS(),
-		llama.WithSampling(llama.WithGreedy(), llama.WithLogitBias(bias)))
+	r = mustGenerate(t, c, storiesPrompt, llama.WithMaxTokens(20),
+		llama.WithSampling(llama.WithGreedy(), llama.WithLogitBias(bias), llama.WithIgnoreEOS()))
 	if len(r.ids) != 20 || r.stats.StopReason != llama.StopMaxTokens || slices.Contains(r.ids, m.EOS()) {
 		t.Errorf("WithIgnoreEOS: %d tokens %v", len(r.ids), r.stats.StopReason)
 	}
@@ -509,15 +542,60 @@ func TestSequences(t *testing.T) {
 	m := loadModel(t, "stories260K.gguf")
 	c := newContext(t, m, llama.WithSequences(2))
 	a := mustGenerate(t, c, storiesPrompt, greedy(20)...)
-	b := mustGenerate(t, c, storiesPrompt, append(greedy(20), llama.WithSequence(1))...)
-	if a.text != b.text || b.stats.CachedTokens != 0 {
-		t.Errorf("sequence 1: %q (cached %d), sequence 0: %q", b.text, b.stats.CachedTokens, a.text)
+	// Context.Generate took sequence 0, the least recently used: a new
+	// Sequence gets the other, empty.
+	q, err := c.NewSequence()
+	if err != nil {
+		t.Fatal(err)
 	}
-	for _, seq := range []int{-1, 2, 1000} {
-		r := generate(t, c, context.Background(), storiesPrompt, append(greedy(5), llama.WithSequence(seq))...)
-		if !errors.Is(r.err, llama.ErrInvalidArgument) || len(r.tokens) != 0 {
-			t.Errorf("WithSequence(%d): %v", seq, r.err)
+	if toks, ok := q.Tokens(); q.ID() != 1 || !ok || len(toks) != 0 {
+		t.Errorf("NewSequence: id %d, tokens %v %v; want 1, empty", q.ID(), toks, ok)
+	}
+	b := collect(t, q.Generate(context.Background(), storiesPrompt, greedy(20)...), &run{})
+	if b.err != nil || a.text != b.text {
+		t.Errorf("sequence 1: %q %v, sequence 0: %q", b.text, b.err, a.text)
+	}
+	r, err := q.Complete(context.Background(), storiesPrompt, greedy(20)...)
+	if err != nil || r.Text != a.text || r.CachedTokens != 4 {
+		t.Errorf("sequence 1 again: %q cached %d %v; want %q cached 4", r.Text, r.CachedTokens, err, a.text)
+	}
+	// The second takes sequence 0, whose cache it empties; there is no third.
+	q2, err := c.NewSequence()
+	if err != nil || q2.ID() != 0 {
+		t.Fatalf("second NewSequence: %v %v", q2, err)
+	}
+	if _, hi, _ := c.PositionRange(0); hi != -1 {
+		t.Errorf("a new Sequence holds positions up to %d", hi)
+	}
+	if _, err := c.NewSequence(); !errors.Is(err, llama.ErrNoSequence) {
+		t.Errorf("third NewSequence: %v, want ErrNoSequence", err)
+	}
+	// With every sequence held, Context.Generate waits for one.
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if r := generate(t, c, ctx, storiesPrompt, greedy(5)...); !errors.Is(r.err, context.DeadlineExceeded) || len(r.tokens) != 0 {
+		t.Errorf("Generate with no free sequence: %d tokens, %v", len(r.tokens), r.err)
+	}
+	// Close empties the sequence and gives it back.
+	for _, s := range []*llama.Sequence{q, q2} {
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
 		}
+		if err := s.Close(); err != nil {
+			t.Errorf("second Close: %v", err)
+		}
+		if _, hi, _ := c.PositionRange(s.ID()); hi != -1 {
+			t.Errorf("closed sequence %d holds positions up to %d", s.ID(), hi)
+		}
+		if r := collect(t, s.Generate(context.Background(), storiesPrompt, greedy(5)...), &run{}); !errors.Is(r.err, llama.ErrClosed) {
+			t.Errorf("Generate on a closed Sequence: %v", r.err)
+		}
+		if err := s.Clear(); !errors.Is(err, llama.ErrClosed) {
+			t.Errorf("Clear on a closed Sequence: %v", err)
+		}
+	}
+	if r := mustGenerate(t, c, storiesPrompt, greedy(20)...); r.text != a.text {
+		t.Errorf("after Close: %q, want %q", r.text, a.text)
 	}
 }
 
@@ -781,5 +859,45 @@ func TestComplete(t *testing.T) {
 	// Errors before any token are returned.
 	if _, err := c.Complete(context.Background(), storiesPrompt, greedy(0)...); !errors.Is(err, llama.ErrInvalidArgument) {
 		t.Errorf("Complete with max 0: %v", err)
+	}
+}
+
+// TestLogprobs: with WithLogprobs each token carries its log-probability
+// under the raw logits and the most likely alternatives; under greedy
+// sampling the token is the most likely one.
+func TestLogprobs(t *testing.T) {
+	m := loadModel(t, "stories260K.gguf")
+	c := newContext(t, m)
+	r := mustGenerate(t, c, storiesPrompt, append(greedy(20), llama.WithLogprobs(3))...)
+	plain := mustGenerate(t, c, storiesPrompt, greedy(20)...)
+	if r.text != plain.text {
+		t.Errorf("with logprobs %q, without %q", r.text, plain.text)
+	}
+	for _, tok := range r.tokens {
+		if tok.ID == llama.NullToken {
+			continue
+		}
+		top := tok.TopLogprobs
+		if len(top) != 3 || top[0].ID != tok.ID || math.Abs(top[0].Logprob-tok.Logprob) > 1e-9 || tok.Logprob > 0 {
+			t.Fatalf("token %d: logprob %v, top %+v", tok.ID, tok.Logprob, top)
+		}
+		var p float64
+		for i, a := range top {
+			p += math.Exp(a.Logprob)
+			if i > 0 && a.Logprob > top[i-1].Logprob {
+				t.Errorf("top not sorted: %+v", top)
+			}
+		}
+		if p > 1+1e-9 {
+			t.Errorf("top probabilities sum to %v", p)
+		}
+	}
+	for _, tok := range plain.tokens {
+		if tok.Logprob != 0 || tok.TopLogprobs != nil {
+			t.Fatalf("logprobs without WithLogprobs: %+v", tok)
+		}
+	}
+	if r := generate(t, c, context.Background(), storiesPrompt, append(greedy(5), llama.WithLogprobs(-1))...); !errors.Is(r.err, llama.ErrInvalidArgument) {
+		t.Errorf("WithLogprobs(-1): %v", r.err)
 	}
 }

@@ -38,7 +38,9 @@ type Model struct {
 	children map[child]struct{}
 
 	piecesOnce sync.Once
-	pieces     []string // rendered text of every token, for Generate
+	pieces     []string  // rendered text of every token, for Generate
+	eogs       []TokenID // the end-of-generation tokens
+	eog        []bool    // by token: end of generation
 }
 
 // child is an object made from a Model that must be freed before it.
@@ -82,6 +84,7 @@ const (
 )
 
 type modelConfig struct {
+	optErr
 	params    C.struct_llama_model_params
 	split     []float32
 	overrides []kvOverride
@@ -93,106 +96,108 @@ type kvOverride struct {
 	value any
 }
 
-// ModelOption configures Load.
-type ModelOption func(*modelConfig) error
+// ModelOption configures Load, which refuses an invalid one.
+type ModelOption func(*modelConfig)
 
 // WithGPULayers sets how many layers to offload to GPUs; -1 means all.
 // It has no effect without a GPU backend.
 func WithGPULayers(n int) ModelOption {
-	return func(c *modelConfig) error {
+	return func(c *modelConfig) {
 		if n < 0 {
 			n = 1 << 30
 		}
 		c.params.n_gpu_layers = C.int32_t(min(n, 1<<30))
-		return nil
 	}
 }
 
 // WithMainGPU selects the GPU used for the whole model with SplitNone, and
 // for intermediate results with SplitRow.
 func WithMainGPU(i int) ModelOption {
-	return func(c *modelConfig) error {
+	return func(c *modelConfig) {
 		if i < 0 {
-			return invalidArg("main GPU %d", i)
+			c.fail(invalidArg("main GPU %d", i))
+			return
 		}
 		c.params.main_gpu = C.int32_t(i)
-		return nil
 	}
 }
 
 // WithSplitMode sets how the model is split across GPUs.
 func WithSplitMode(m SplitMode) ModelOption {
-	return func(c *modelConfig) error {
+	return func(c *modelConfig) {
 		if m < SplitNone || m > SplitRow {
-			return invalidArg("split mode %d", m)
+			c.fail(invalidArg("split mode %d", m))
+			return
 		}
 		c.params.split_mode = C.enum_llama_split_mode(m)
-		return nil
 	}
 }
 
 // WithTensorSplit sets the proportion of the model to put on each GPU.
 func WithTensorSplit(p []float32) ModelOption {
-	return func(c *modelConfig) error {
+	return func(c *modelConfig) {
 		if len(p) > int(C.llama_max_devices()) {
-			return invalidArg("tensor split has %d entries, at most %d devices", len(p), C.llama_max_devices())
+			c.fail(invalidArg("tensor split has %d entries, at most %d devices", len(p), C.llama_max_devices()))
+			return
 		}
 		for _, f := range p {
 			if f < 0 || f != f {
-				return invalidArg("tensor split proportion %v", f)
+				c.fail(invalidArg("tensor split proportion %v", f))
+				return
 			}
 		}
 		c.split = append([]float32(nil), p...)
-		return nil
 	}
 }
 
 // WithMmap sets whether the model file is memory-mapped (default true where
 // supported).
 func WithMmap(on bool) ModelOption {
-	return func(c *modelConfig) error { c.params.use_mmap = C.bool(on); return nil }
+	return func(c *modelConfig) { c.params.use_mmap = C.bool(on) }
 }
 
 // WithMlock sets whether the model's memory is locked in RAM.
 func WithMlock(on bool) ModelOption {
-	return func(c *modelConfig) error { c.params.use_mlock = C.bool(on); return nil }
+	return func(c *modelConfig) { c.params.use_mlock = C.bool(on) }
 }
 
 // WithVocabOnly loads only the vocabulary and metadata, not the weights: the
 // model can tokenize but not make contexts.
 func WithVocabOnly() ModelOption {
-	return func(c *modelConfig) error { c.params.vocab_only = true; return nil }
+	return func(c *modelConfig) { c.params.vocab_only = true }
 }
 
 // WithCheckTensors validates the tensor data while loading (slow).
 func WithCheckTensors() ModelOption {
-	return func(c *modelConfig) error { c.params.check_tensors = true; return nil }
+	return func(c *modelConfig) { c.params.check_tensors = true }
 }
 
 // WithRepack sets whether weights may be repacked into CPU-friendlier
 // layouts at load (default true).
 func WithRepack(on bool) ModelOption {
-	return func(c *modelConfig) error { c.params.use_extra_bufts = C.bool(on); return nil }
+	return func(c *modelConfig) { c.params.use_extra_bufts = C.bool(on) }
 }
 
 // WithMetadataOverride overrides a metadata key of the file. value must be
 // an int, int64, float64, bool or string (at most 127 bytes, as the key).
 func WithMetadataOverride(key string, value any) ModelOption {
-	return func(c *modelConfig) error {
+	return func(c *modelConfig) {
 		if key == "" || len(key) > 127 || strings.IndexByte(key, 0) >= 0 {
-			return invalidArg("metadata override key %q", key)
+			c.fail(invalidArg("metadata override key %q", key))
+			return
 		}
 		switch v := value.(type) {
 		case int, int64, float64, bool:
 		case string:
 			if len(v) > 127 || strings.IndexByte(v, 0) >= 0 {
-				return invalidArg("metadata override %s: string value too long", key)
+				c.fail(invalidArg("metadata override %s: string value too long", key))
+				return
 			}
 		default:
-			return invalidArg("metadata override %s: unsupported type %T", key, value)
+			c.fail(invalidArg("metadata override %s: unsupported type %T", key, value))
+			return
 		}
 		c.overrides = append(c.overrides, kvOverride{key, value})
-		return nil
 	}
 }
 
@@ -201,7 +206,7 @@ func WithMetadataOverride(key string, value any) ModelOption {
 // f panics, the load stops and Load returns the panic as a
 // *CallbackPanic. f runs on the loading goroutine.
 func WithProgress(f func(progress float32) bool) ModelOption {
-	return func(c *modelConfig) error { c.progress = f; return nil }
+	return func(c *modelConfig) { c.progress = f }
 }
 
 // Load loads a GGUF model file. The file is first checked in Go (magic,
@@ -212,9 +217,10 @@ func Load(ctx context.Context, path string, opts ...ModelOption) (*Model, error)
 	initBackend()
 	cfg := modelConfig{params: C.llama_model_default_params()}
 	for _, o := range opts {
-		if err := o(&cfg); err != nil {
-			return nil, err
-		}
+		o(&cfg)
+	}
+	if cfg.err != nil {
+		return nil, cfg.err
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err

@@ -67,42 +67,43 @@ func FileTypeNames() []string {
 }
 
 type quantizeConfig struct {
+	optErr
 	params C.llama_model_quantize_params
 }
 
-// QuantizeOption configures Quantize.
-type QuantizeOption func(*quantizeConfig) error
+// QuantizeOption configures Quantize, which refuses an invalid one.
+type QuantizeOption func(*quantizeConfig)
 
 // WithQuantizeThreads sets the worker threads (default DefaultThreads()).
 func WithQuantizeThreads(n int) QuantizeOption {
-	return func(c *quantizeConfig) error {
+	return func(c *quantizeConfig) {
 		if n < 1 || n > 1024 {
-			return invalidArg("%d threads", n)
+			c.fail(invalidArg("%d threads", n))
+			return
 		}
 		c.params.nthread = C.int32_t(n)
-		return nil
 	}
 }
 
 // WithAllowRequantize allows quantizing tensors that are already quantized.
 func WithAllowRequantize() QuantizeOption {
-	return func(c *quantizeConfig) error { c.params.allow_requantize = true; return nil }
+	return func(c *quantizeConfig) { c.params.allow_requantize = true }
 }
 
 // WithQuantizeOutput sets whether output.weight is quantized (default true).
 func WithQuantizeOutput(on bool) QuantizeOption {
-	return func(c *quantizeConfig) error { c.params.quantize_output_tensor = C.bool(on); return nil }
+	return func(c *quantizeConfig) { c.params.quantize_output_tensor = C.bool(on) }
 }
 
 // WithPure quantizes every tensor to the one type, without the k-quant
 // mixes' per-tensor choices.
 func WithPure() QuantizeOption {
-	return func(c *quantizeConfig) error { c.params.pure = true; return nil }
+	return func(c *quantizeConfig) { c.params.pure = true }
 }
 
 // WithKeepSplit writes as many shards as the input has.
 func WithKeepSplit() QuantizeOption {
-	return func(c *quantizeConfig) error { c.params.keep_split = true; return nil }
+	return func(c *quantizeConfig) { c.params.keep_split = true }
 }
 
 // Quantize writes a quantized copy of the model file in to out, as
@@ -128,9 +129,10 @@ func Quantize(ctx context.Context, in, out string, t FileType, opts ...QuantizeO
 	cfg.params.nthread = C.int32_t(DefaultThreads())
 	cfg.params.ftype = C.enum_llama_ftype(t)
 	for _, o := range opts {
-		if err := o(&cfg); err != nil {
-			return err
-		}
+		o(&cfg)
+	}
+	if cfg.err != nil {
+		return cfg.err
 	}
 	file, err := readModelFile(in, false)
 	if err != nil {

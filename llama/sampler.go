@@ -73,6 +73,7 @@ type SamplerConfig struct {
 	MirostatEta float32
 
 	LogitBias map[TokenID]float32
+	IgnoreEOS bool // ban the end-of-generation tokens, over LogitBias
 
 	Grammar         string   // GBNF; "" for none
 	GrammarRoot     string   // start rule, default "root"
@@ -106,11 +107,9 @@ func DefaultSamplerConfig() SamplerConfig {
 	}
 }
 
-// SamplerOption modifies a SamplerConfig.
+// SamplerOption modifies a SamplerConfig (an option of one's own may set
+// any field). NewSampler refuses an invalid configuration.
 type SamplerOption func(*SamplerConfig)
-
-// WithSamplerConfig replaces the whole configuration.
-func WithSamplerConfig(c SamplerConfig) SamplerOption { return func(d *SamplerConfig) { *d = c } }
 
 // WithGreedy always picks the most likely token.
 func WithGreedy() SamplerOption { return func(c *SamplerConfig) { c.Temperature = 0 } }
@@ -184,6 +183,10 @@ func WithLogitBias(bias map[TokenID]float32) SamplerOption {
 	return func(c *SamplerConfig) { c.LogitBias = bias }
 }
 
+// WithIgnoreEOS bans the model's end-of-generation tokens, so that a
+// generation goes on until another limit ends it.
+func WithIgnoreEOS() SamplerOption { return func(c *SamplerConfig) { c.IgnoreEOS = true } }
+
 // WithGrammar constrains output to a GBNF grammar starting at rule root
 // ("" means "root"). A grammar that does not parse makes NewSampler return
 // ErrInvalidGrammar with llama.cpp's parse error. (With an installed
@@ -242,12 +245,16 @@ func (m *Model) NewSampler(opts ...SamplerOption) (*Sampler, error) {
 	if err := cfg.check(m); err != nil {
 		return nil, err
 	}
+	var eogs []TokenID
+	if cfg.IgnoreEOS {
+		eogs = m.eogTokens() // before the lock, which the cache takes
+	}
 	if err := m.rlock(); err != nil {
 		return nil, err
 	}
 	defer m.mu.RUnlock()
 	s := &Sampler{m: m, config: cfg}
-	if err := s.build(); err != nil {
+	if err := s.build(eogs); err != nil {
 		return nil, err
 	}
 	m.addChild(s)
@@ -323,7 +330,7 @@ func (cfg *SamplerConfig) check(m *Model) error {
 	return nil
 }
 
-func slicesContains(s []SamplerStage, v SamplerStage) bool {
+func slicesContains[T comparable](s []T, v T) bool {
 	for _, x := range s {
 		if x == v {
 			return true
@@ -333,7 +340,8 @@ func slicesContains(s []SamplerStage, v SamplerStage) bool {
 }
 
 // build creates the C chain from s.config; the caller holds the model.
-func (s *Sampler) build() error {
+// eogs are the end-of-generation tokens, with IgnoreEOS.
+func (s *Sampler) build(eogs []TokenID) error {
 	cfg := &s.config
 	m := s.m
 	params := C.llama_sampler_chain_default_params()
@@ -341,10 +349,15 @@ func (s *Sampler) build() error {
 	chain := C.llama_sampler_chain_init(params)
 	add := func(p *C.struct_llama_sampler) { C.llama_sampler_chain_add(chain, p) }
 
-	if len(cfg.LogitBias) > 0 {
-		biases := make([]C.llama_logit_bias, 0, len(cfg.LogitBias))
+	if len(cfg.LogitBias) > 0 || cfg.IgnoreEOS {
+		biases := make([]C.llama_logit_bias, 0, len(cfg.LogitBias)+len(eogs))
 		for t, b := range cfg.LogitBias {
-			biases = append(biases, C.llama_logit_bias{token: C.llama_token(t), bias: C.float(b)})
+			if !slicesContains(eogs, t) {
+				biases = append(biases, C.llama_logit_bias{token: C.llama_token(t), bias: C.float(b)})
+			}
+		}
+		for _, t := range eogs {
+			biases = append(biases, C.llama_logit_bias{token: C.llama_token(t), bias: C.float(math.Inf(-1))})
 		}
 		add(C.llama_sampler_init_logit_bias(C.int32_t(m.info.nVocab), C.int32_t(len(biases)), unsafe.SliceData(biases)))
 	}
@@ -507,15 +520,17 @@ func (s *Sampler) Config() SamplerConfig { return s.config }
 // Sample picks a token from the logits of the i-th token of the context's
 // last decoded batch (-1: the last), and accepts it (see Accept).
 func (s *Sampler) Sample(c *Context, i int) (TokenID, error) {
+	// The context first, as the generations that share the sampler take
+	// them.
+	if err := c.lock(); err != nil {
+		return NullToken, err
+	}
+	defer c.mu.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		return NullToken, ErrClosed
 	}
-	if err := c.lock(); err != nil {
-		return NullToken, err
-	}
-	defer c.mu.Unlock()
 	return s.sample(c, i)
 }
 

@@ -33,8 +33,15 @@ func TestWalkSequenceState(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		seq := tc.seqs - 1
-		for _, err := range c.Generate(context.Background(), "Once upon a time", WithSequence(seq), WithMaxTokens(8)) {
+		// The last of the sequences, taken in order.
+		var q *Sequence
+		for range tc.seqs {
+			if q, err = c.NewSequence(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		seq := q.ID()
+		for _, err := range q.Generate(context.Background(), "Once upon a time", WithMaxTokens(8)) {
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -169,7 +169,8 @@ func TestSequenceStateFile(t *testing.T) {
 	}
 	var out string
 	var st llama.Stats
-	for tok, err := range c2.GenerateTokens(context.Background(), next, llama.WithSequence(1),
+	// Sequence 1, which holds the prompt, is the free one Generate takes.
+	for tok, err := range c2.GenerateTokens(context.Background(), next,
 		llama.WithMaxTokens(12), llama.WithSampling(llama.WithGreedy()), llama.WithStats(&st)) {
 		if err != nil {
 			t.Fatal(err)

@@ -260,6 +260,10 @@ func (m *Model) TokenToPiece(t TokenID, special bool) (string, error) {
 	if err := m.rlock(); err != nil {
 		return "", err
 	}
+	if !special {
+		m.mu.RUnlock() // the cache takes the lock itself
+		return m.piece(t), nil
+	}
 	defer m.mu.RUnlock()
 	return string(m.appendPiece(nil, t, special)), nil
 }
@@ -316,8 +320,29 @@ func (m *Model) Detokenize(tokens []TokenID, removeSpecial, unparseSpecial bool)
 // piece returns the cached rendering of t (control tokens as ""), the form
 // Generate streams. The caller need not hold the model.
 func (m *Model) piece(t TokenID) string {
+	m.tokenCache()
+	return m.pieces[t]
+}
+
+// isEOG is IsEOG from the cache, for a valid t.
+func (m *Model) isEOG(t TokenID) bool {
+	m.tokenCache()
+	return m.eog[t]
+}
+
+// eogTokens returns the end-of-generation tokens (shared: not to be
+// modified).
+func (m *Model) eogTokens() []TokenID {
+	m.tokenCache()
+	return m.eogs
+}
+
+// tokenCache fills, once, what generation asks of every token: its text
+// and whether it ends generation.
+func (m *Model) tokenCache() {
 	m.piecesOnce.Do(func() {
 		m.pieces = make([]string, m.info.nVocab)
+		m.eog = make([]bool, m.info.nVocab)
 		// Generate calls this without holding the model, which Close may
 		// free meanwhile; a closed model's generation fails anyway.
 		if m.rlock() != nil {
@@ -328,9 +353,12 @@ func (m *Model) piece(t TokenID) string {
 		for i := range m.pieces {
 			buf = m.appendPiece(buf[:0], TokenID(i), false)
 			m.pieces[i] = string(buf)
+			if C.llama_vocab_is_eog(m.vocab, C.llama_token(i)) {
+				m.eog[i] = true
+				m.eogs = append(m.eogs, TokenID(i))
+			}
 		}
 	})
-	return m.pieces[t]
 }
 
 // specialProblem reports a vocabulary told to add a special token it does

@@ -27,6 +27,7 @@ type Shape struct {
 	Context    int    // context_length
 	RopeBase   float32
 	TiedOutput bool // no output.weight: the token embeddings are reused
+	SSMState   int  // mamba: ssm.state_size (Heads, KVHeads and FF unused)
 }
 
 // Shapes are the built-in shapes, named after the real models they copy.
@@ -39,6 +40,8 @@ var Shapes = []Shape{
 	{Name: "tiny", Arch: "llama", Embd: 64, Layers: 2, Heads: 4, KVHeads: 2, FF: 128, Context: 512, RopeBase: 10000},
 	{Name: "tiny-bert", Arch: "bert", Embd: 64, Layers: 2, Heads: 4, KVHeads: 4, FF: 128, Context: 512},
 	{Name: "tiny-qwen2", Arch: "qwen2", Embd: 64, Layers: 2, Heads: 4, KVHeads: 2, FF: 128, Context: 512, RopeBase: 1000000, TiedOutput: true},
+	// A recurrent model: its memory cannot drop part of a sequence.
+	{Name: "tiny-mamba", Arch: "mamba", Embd: 64, Layers: 2, Context: 512, SSMState: 16},
 }
 
 // LookupShape returns the built-in shape with the given name.
@@ -71,8 +74,9 @@ type SynthOptions struct {
 // runs it; its output is gibberish.
 func Synthesize(w io.Writer, opts SynthOptions) error {
 	s := opts.Shape
-	if s.Embd <= 0 || s.Layers <= 0 || s.Heads <= 0 || s.KVHeads <= 0 || s.FF <= 0 || s.Context <= 0 ||
-		s.Embd%s.Heads != 0 || s.Heads%s.KVHeads != 0 {
+	mamba := s.Arch == "mamba"
+	if s.Embd <= 0 || s.Layers <= 0 || s.Context <= 0 || mamba && s.SSMState <= 0 ||
+		!mamba && (s.Heads <= 0 || s.KVHeads <= 0 || s.FF <= 0 || s.Embd%s.Heads != 0 || s.Heads%s.KVHeads != 0) {
 		return fmt.Errorf("models: inconsistent shape %+v", s)
 	}
 	switch opts.Type {
@@ -103,14 +107,29 @@ func Synthesize(w io.Writer, opts SynthOptions) error {
 	kv(a+".context_length", gguf.Uint32Value(uint32(s.Context)))
 	kv(a+".embedding_length", gguf.Uint32Value(uint32(s.Embd)))
 	kv(a+".block_count", gguf.Uint32Value(uint32(s.Layers)))
-	kv(a+".feed_forward_length", gguf.Uint32Value(uint32(s.FF)))
-	kv(a+".attention.head_count", gguf.Uint32Value(uint32(s.Heads)))
-	kv(a+".attention.head_count_kv", gguf.Uint32Value(uint32(s.KVHeads)))
-	if a == "bert" {
+	// Mamba's dimensions, as its converter writes them: an inner size of
+	// twice the embedding (the only expansion llama.cpp supports), a
+	// convolution of 4 and a time-step rank of embedding/16.
+	dInner, dConv, dtRank := uint64(2*s.Embd), uint64(4), uint64((s.Embd+15)/16)
+	if mamba {
+		kv(a+".ssm.conv_kernel", gguf.Uint32Value(uint32(dConv)))
+		kv(a+".ssm.inner_size", gguf.Uint32Value(uint32(dInner)))
+		kv(a+".ssm.state_size", gguf.Uint32Value(uint32(s.SSMState)))
+		kv(a+".ssm.time_step_rank", gguf.Uint32Value(uint32(dtRank)))
+	} else {
+		kv(a+".feed_forward_length", gguf.Uint32Value(uint32(s.FF)))
+		kv(a+".attention.head_count", gguf.Uint32Value(uint32(s.Heads)))
+		kv(a+".attention.head_count_kv", gguf.Uint32Value(uint32(s.KVHeads)))
+	}
+	switch {
+	case mamba:
+		kv(a+".attention.layer_norm_rms_epsilon", gguf.Float32Value(1e-5))
+		kv(a+".vocab_size", gguf.Uint32Value(uint32(nVocab)))
+	case a == "bert":
 		kv(a+".attention.layer_norm_epsilon", gguf.Float32Value(1e-12))
 		kv(a+".attention.causal", gguf.BoolValue(false))
 		kv(a+".pooling_type", gguf.Uint32Value(1)) // mean
-	} else {
+	default:
 		kv(a+".attention.layer_norm_rms_epsilon", gguf.Float32Value(1e-5))
 		kv(a+".rope.freq_base", gguf.Float32Value(s.RopeBase))
 		kv(a+".rope.dimension_count", gguf.Uint32Value(uint32(s.Embd/s.Heads)))
@@ -123,12 +142,16 @@ func Synthesize(w io.Writer, opts SynthOptions) error {
 	}
 
 	embd, ff := uint64(s.Embd), uint64(s.FF)
-	kvDim := embd / uint64(s.Heads) * uint64(s.KVHeads)
+	var kvDim uint64
+	if !mamba {
+		kvDim = embd / uint64(s.Heads) * uint64(s.KVHeads)
+	}
 	type tensor struct {
-		name string
-		dims []uint64
-		norm bool // constant 1 (norm weights) rather than random
-		bias bool // constant 0
+		name  string
+		dims  []uint64
+		norm  bool    // constant 1 (norm weights) rather than random
+		bias  bool    // constant 0
+		value float32 // with neither: constant value if nonzero
 	}
 	var ts []tensor
 	mat := func(name string, dims ...uint64) { ts = append(ts, tensor{name: name, dims: dims}) }
@@ -183,15 +206,35 @@ func Synthesize(w io.Writer, opts SynthOptions) error {
 			mat(p+"ffn_down.weight", ff, embd)
 			mat(p+"ffn_up.weight", embd, ff)
 		}
+	case "mamba":
+		norm("output_norm.weight", embd)
+		mat("output.weight", embd, nVocab)
+		state := uint64(s.SSMState)
+		for i := range s.Layers {
+			p := fmt.Sprintf("blk.%d.", i)
+			norm(p+"attn_norm.weight", embd)
+			mat(p+"ssm_in.weight", embd, 2*dInner)
+			mat(p+"ssm_conv1d.weight", dConv, dInner)
+			bias(p+"ssm_conv1d.bias", dInner)
+			mat(p+"ssm_x.weight", dInner, dtRank+2*state)
+			mat(p+"ssm_dt.weight", dtRank, dInner)
+			bias(p+"ssm_dt.bias", dInner)
+			// A = -1 keeps the state decaying (a trained model's A is
+			// negative), D = 1 passes the input through.
+			ts = append(ts, tensor{name: p + "ssm_a", dims: []uint64{state, dInner}, value: -1})
+			norm(p+"ssm_d", dInner)
+			mat(p+"ssm_out.weight", dInner, embd)
+		}
 	default:
-		return fmt.Errorf("models: unknown architecture %q (llama, qwen2, bert)", a)
+		return fmt.Errorf("models: unknown architecture %q (llama, qwen2, bert, mamba)", a)
 	}
 	for _, t := range ts {
 		typ := opts.Type
 		// Vectors, and BERT's token type embeddings, which llama.cpp adds
 		// to F32 activations with an operation that takes only F32 (as
-		// convert_hf_to_gguf.py writes them), stay F32.
-		if len(t.dims) == 1 || t.name == "token_types.weight" {
+		// convert_hf_to_gguf.py writes them), stay F32; so do Mamba's
+		// small state tensors, as its converter keeps them.
+		if len(t.dims) == 1 || t.name == "token_types.weight" || t.value != 0 || strings.HasSuffix(t.name, "ssm_conv1d.weight") {
 			typ = gguf.TensorF32
 		}
 		f.Tensors = append(f.Tensors, gguf.TensorInfo{Name: t.name, Type: typ, Dims: t.dims})
@@ -206,6 +249,8 @@ func Synthesize(w io.Writer, opts SynthOptions) error {
 			return writeConst(w, info.Elements(), 1)
 		case t.bias:
 			return writeConst(w, info.Elements(), 0)
+		case t.value != 0:
+			return writeConst(w, info.Elements(), t.value)
 		}
 		return writeRandom(w, info, tensorSeed(opts.Seed, t.name))
 	})

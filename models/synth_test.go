@@ -81,7 +81,7 @@ func f16ToF32(h uint16) float32 {
 
 func TestShapes(t *testing.T) {
 	names := ShapeNames()
-	want := []string{"bge-small", "llama-60m", "llama3.2-1b", "qwen2.5-0.5b", "tiny", "tiny-bert", "tiny-qwen2", "tinyllama-1.1b"}
+	want := []string{"bge-small", "llama-60m", "llama3.2-1b", "qwen2.5-0.5b", "tiny", "tiny-bert", "tiny-mamba", "tiny-qwen2", "tinyllama-1.1b"}
 	if !reflect.DeepEqual(names, want) {
 		t.Errorf("ShapeNames = %v, want %v", names, want)
 	}
@@ -89,6 +89,12 @@ func TestShapes(t *testing.T) {
 		s, ok := LookupShape(name)
 		if !ok || s.Name != name {
 			t.Errorf("LookupShape(%q) = %+v, %v", name, s, ok)
+		}
+		if s.Arch == "mamba" {
+			if s.SSMState <= 0 || s.Heads != 0 || s.RopeBase != 0 {
+				t.Errorf("shape %+v is inconsistent", s)
+			}
+			continue
 		}
 		if s.Embd%s.Heads != 0 || s.Heads%s.KVHeads != 0 || (s.Arch != "bert") != (s.RopeBase > 0) {
 			t.Errorf("shape %+v is inconsistent", s)
@@ -133,6 +139,16 @@ func TestSynthesizeShapes(t *testing.T) {
 			"token_embd_norm.bias":           "F32 [64]",
 			"blk.1.layer_output_norm.weight": "F32 [64]",
 			"blk.1.ffn_up.weight":            "F16 [64 128]",
+		}},
+		{shape: "tiny-mamba", vocab: "vocab/ggml-vocab-llama-spm.gguf", typ: gguf.TensorF16, n: 3 + 2*10, want: map[string]string{
+			"output.weight":           "F16 [64 32000]",
+			"blk.0.ssm_in.weight":     "F16 [64 256]",
+			"blk.0.ssm_conv1d.weight": "F32 [4 128]", // ggml's convolution takes F32
+			"blk.0.ssm_x.weight":      "F16 [128 36]",
+			"blk.1.ssm_dt.weight":     "F16 [4 128]",
+			"blk.1.ssm_a":             "F32 [16 128]",
+			"blk.1.ssm_d":             "F32 [128]",
+			"blk.1.ssm_out.weight":    "F16 [128 64]",
 		}},
 	}
 	for _, tt := range tests {
@@ -193,12 +209,20 @@ func TestSynthesizeShapes(t *testing.T) {
 				}
 			}
 			if a != "llama" {
-				bias := map[string]string{"qwen2": "blk.0.attn_q.bias", "bert": "blk.0.attn_q.bias"}[a]
+				bias := map[string]string{"qwen2": "blk.0.attn_q.bias", "bert": "blk.0.attn_q.bias", "mamba": "blk.0.ssm_dt.bias"}[a]
 				for _, v := range tensorValues(t, data, f, bias) {
 					if v != 0 {
 						t.Fatalf("%s has %v", bias, v)
 					}
 				}
+			}
+			if a == "mamba" {
+				for _, v := range tensorValues(t, data, f, "blk.0.ssm_a") {
+					if v != -1 {
+						t.Fatalf("blk.0.ssm_a has %v, want -1", v)
+					}
+				}
+				return
 			}
 			vals := tensorValues(t, data, f, "blk.0.attn_q.weight")
 			var sum, sq float64
@@ -254,7 +278,7 @@ func TestSynthesizeErrors(t *testing.T) {
 	bad := tiny
 	bad.Heads = 5
 	unknown := tiny
-	unknown.Arch = "mamba"
+	unknown.Arch = "rwkv6"
 	tests := []struct {
 		name string
 		opts SynthOptions
@@ -263,7 +287,7 @@ func TestSynthesizeErrors(t *testing.T) {
 		{"quantized type", SynthOptions{Shape: tiny, Vocab: vocab, Type: gguf.TensorQ8_0}, "F32 or F16, not Q8_0"},
 		{"inconsistent shape", SynthOptions{Shape: bad, Vocab: vocab}, "inconsistent shape"},
 		{"zero shape", SynthOptions{Vocab: vocab}, "inconsistent shape"},
-		{"unknown architecture", SynthOptions{Shape: unknown, Vocab: vocab}, `unknown architecture "mamba"`},
+		{"unknown architecture", SynthOptions{Shape: unknown, Vocab: vocab}, `unknown architecture "rwkv6"`},
 		{"missing vocabulary", SynthOptions{Shape: tiny, Vocab: filepath.Join(dir, "missing.gguf")}, "vocab: open "},
 		{"not GGUF", SynthOptions{Shape: tiny, Vocab: filepath.Join(dir, "PROVENANCE.md")}, "vocab: gguf: "},
 	}

@@ -40,14 +40,17 @@
 //
 // # Engine
 //
-// One goroutine owns the model's context of Config.Parallel sequences and
-// decodes every request in it, one batch per step: the next token of each
-// generating sequence and chunks of new prompts together (continuous
-// batching). Each request takes a slot, whose cache outlives it: a later
-// request goes to the free slot with the longest common prefix, so a
-// conversation's next turn decodes only what is new. n choices share their
-// prompt's decoding. A client that disconnects frees its slot at the next
-// step. Requests beyond the slots wait in a bounded queue.
+// Every choice of every request is a generation in the model's context of
+// Config.Parallel sequences (slots), run by package llama's scheduler,
+// which decodes them together, one batch per step: the next token of each
+// generating sequence and chunks of new prompts (continuous batching). A
+// slot's cache outlives its request: a later request goes to the free
+// slot with the longest common prefix, so a conversation's next turn
+// decodes only what is new. The choices of a request with n > 1 start
+// once the first has read the prompt, from its cache where a copy pays. A
+// client that disconnects frees its slot at the next step. The server
+// adds what is its own: requests beyond the slots wait in a bounded queue,
+// and are admitted whole, first come first served.
 //
 // # Security
 //

@@ -5,29 +5,25 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"sync"
-	"time"
 
 	"github.com/llamago/llamago/llama"
 )
 
-// The engine runs every generation of the server in one llama.Context,
-// from one goroutine that owns it: continuous batching, as llama-server
-// does.
+// The engine runs the server's generations on llama's scheduler: one
+// llama.Context of Parallel sequences (slots), in which every choice of
+// every admitted request is a Context.GenerateTokens of its own. The
+// scheduler decodes them together, the next token of each generating
+// sequence and chunks of the prompts being read in one batch (continuous
+// batching), and gives each generation the free sequence whose cache
+// shares the longest prefix with its prompt, so that a follow-up in a
+// conversation decodes only what is new.
 //
-// The context holds Parallel sequences, one per slot, each of SlotContext
-// positions. Each step packs the next token of every generating slot, and
-// chunks of the prompts being read, into one batch; decodes it; and samples
-// a token for each slot whose logits it computed. A request waits in a
-// bounded queue until enough slots are free.
-//
-// A slot keeps its sequence's cache when its request ends: a new request
-// goes to the free slot whose cache shares the longest prefix with its
-// prompt, so that a follow-up in a conversation decodes only what is new.
-// A request with n > 1 choices decodes its prompt once, in one slot, then
-// copies that sequence to n-1 more slots (CopySequence) and samples each
-// choice with its own sampler.
+// What is the server's is kept here: requests wait in a bounded queue
+// until enough sequences are free for all their choices, first come first
+// served, and the metrics. A request with n > 1 choices starts its first
+// choice alone; the others start once it has read the prompt, and begin
+// from its cache where that is worth the copy (see llama's scheduler).
 //
 // The KV cache is split by default: one stream of SlotContext cells per
 // sequence (llama.cpp's default for a fixed number of slots). Each token
@@ -35,58 +31,23 @@ import (
 // cache (Config.UnifiedKV) every token attends over every used cell of the
 // cache, the other sequences masked: on stories260K, eight sequences
 // decoded together took 4.4 ms a step unified against 1.8 ms split. What a
-// unified cache saves is memory and copying for n > 1: CopySequence makes
-// the choices share the prompt's cells, where the split cache copies the
-// whole stream of the prompt's slot into each other slot. llama.cpp aborts
-// on a partial copy between streams, so the engine only ever copies whole
-// sequences. Either way each sequence is kept to SlotContext positions
-// here, so the cache never fills.
+// unified cache saves is memory and copying for n > 1: the choices share
+// the prompt's cells, where the split cache copies the whole stream of the
+// prompt's sequence. Either way each generation is kept to SlotContext
+// positions here.
 type engine struct {
 	c       *llama.Context
-	batch   *llama.Batch
-	nBatch  int
-	nUbatch int
 	slotCtx int
 	kvSize  int
-	slots   []*slot
-	pieces  []string // text of each token, control tokens as ""
-	eog     []bool
 	met     *metrics
 	log     *slog.Logger
 
 	mu       sync.Mutex
 	queue    []*task // waiting for slots, in arrival order
 	maxQueue int
-	free     int // slots without a task
+	free     int // slots without a choice
 	closed   bool
-	wake     chan struct{}
-
-	// Owned by the engine goroutine.
-	active []*task // holding slots, in admission order
-	clock  uint64  // steps, to find the least recently used slot
-
-	cancel context.CancelFunc
-	done   chan struct{}
-}
-
-// slot is one sequence of the context.
-type slot struct {
-	id    int
-	cache []llama.TokenID // the tokens at positions 0.. of the sequence's cache
-	used  uint64          // the step it last decoded in
-
-	task       *task           // nil: free
-	choice     int             // index of the choice within the task
-	prompt     []llama.TokenID // of the prompt, the tokens still to decode
-	pending    llama.TokenID
-	hasPending bool // pending was sampled and must be decoded next
-	nGen       int
-	text       textStream
-
-	// In the batch being decoded.
-	nBatch    int // tokens of this slot in the batch
-	iBatch    int // index of the token whose logits it samples, or -1
-	prompting bool
+	running  sync.WaitGroup // admitted tasks
 }
 
 // task is one prompt of a request, with its n choices.
@@ -101,10 +62,10 @@ type task struct {
 	logprobs   int              // -1: none; else the alternatives per token
 	out        *outbox
 
-	slots     []*slot // [0] decodes the prompt
-	remaining int     // choices not finished
+	mu        sync.Mutex
 	generated int
 	cached    int
+	err       error
 }
 
 func (t *task) closeSamplers() {
@@ -119,6 +80,14 @@ type event struct {
 	text     string
 	logprobs []tokenLogprob
 	finish   string // "stop" or "length" on the last event of a choice
+}
+
+// tokenLogprob is a generated token's log-probability, with the most
+// likely alternatives.
+type tokenLogprob struct {
+	ID      llama.TokenID
+	Logprob float64
+	Top     []llama.TokenLogprob // most likely first
 }
 
 // usage counts the tokens of a request.
@@ -196,56 +165,37 @@ func newEngine(m *llama.Model, cfg engineConfig, met *metrics, log *slog.Logger)
 	if err != nil {
 		return nil, err
 	}
-	b, err := llama.NewBatch(c.BatchSize(), 1)
-	if err != nil {
+	if c.BatchSize() < cfg.parallel {
 		c.Close()
-		return nil, err
+		return nil, fmt.Errorf("server: the batch size %d is smaller than the %d parallel sequences", c.BatchSize(), cfg.parallel)
 	}
-	e := &engine{
-		c: c, batch: b,
-		nBatch: c.BatchSize(), nUbatch: min(c.UBatchSize(), c.BatchSize()),
-		slotCtx: cfg.slotCtx, kvSize: c.ContextSize(),
+	return &engine{
+		c: c, slotCtx: cfg.slotCtx, kvSize: c.ContextSize(),
 		met: met, log: log,
 		maxQueue: cfg.queue, free: cfg.parallel,
-		wake: make(chan struct{}, 1),
-		done: make(chan struct{}),
-	}
-	if e.nBatch < cfg.parallel {
-		e.close()
-		return nil, fmt.Errorf("server: the batch size %d is smaller than the %d parallel sequences", e.nBatch, cfg.parallel)
-	}
-	for i := range cfg.parallel {
-		e.slots = append(e.slots, &slot{id: i, iBatch: -1})
-	}
-	n := m.VocabSize()
-	e.pieces = make([]string, n)
-	e.eog = make([]bool, n)
-	for t := range llama.TokenID(n) {
-		e.pieces[t], _ = m.TokenToPiece(t, false)
-		e.eog[t] = m.IsEOG(t)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	e.cancel = cancel
-	go e.run(ctx)
-	return e, nil
+	}, nil
 }
 
-// close stops the engine, failing the requests it holds, and frees the
-// context. It is safe to call more than once.
+// close fails the requests that wait, ends those that run (their
+// generations end with llama.ErrClosed) and frees the context. It is safe
+// to call more than once.
 func (e *engine) close() {
 	e.mu.Lock()
 	was := e.closed
 	e.closed = true
+	q := e.queue
+	e.queue = nil
+	e.met.queueDepth.Store(0)
 	e.mu.Unlock()
 	if was {
 		return
 	}
-	if e.cancel != nil {
-		e.cancel()
-		<-e.done
+	for _, t := range q {
+		t.closeSamplers()
+		t.out.finish(usage{}, errShutdown)
 	}
-	e.batch.Close()
 	e.c.Close()
+	e.running.Wait()
 }
 
 var errShutdown = shuttingDown()
@@ -254,78 +204,24 @@ var errShutdown = shuttingDown()
 // when the queue is full or the engine is closed.
 func (e *engine) submit(ts ...*task) error {
 	e.mu.Lock()
-	defer e.mu.Unlock()
 	if e.closed {
+		e.mu.Unlock()
 		return errShutdown
 	}
 	// Free slots take requests at once; beyond them, maxQueue may wait.
 	if len(e.queue)+len(ts) > e.maxQueue+e.free {
+		e.mu.Unlock()
 		return queueFull()
 	}
 	e.queue = append(e.queue, ts...)
 	e.met.queueDepth.Store(int64(len(e.queue)))
-	e.wakeup()
+	e.mu.Unlock()
+	e.admit()
 	return nil
 }
 
-// wakeup makes the engine look at its queue and requests again.
-func (e *engine) wakeup() {
-	select {
-	case e.wake <- struct{}{}:
-	default:
-	}
-}
-
-func (e *engine) run(ctx context.Context) {
-	defer close(e.done)
-	for {
-		e.reap()
-		e.admit()
-		if ctx.Err() != nil {
-			e.abortAll()
-			return
-		}
-		if len(e.active) == 0 || !e.step(ctx) {
-			select {
-			case <-e.wake:
-			case <-ctx.Done():
-			}
-		}
-	}
-}
-
-// abortAll fails every request, at shutdown.
-func (e *engine) abortAll() {
-	for len(e.active) > 0 {
-		e.complete(e.active[0], errShutdown)
-	}
-	e.mu.Lock()
-	q := e.queue
-	e.queue = nil
-	e.met.queueDepth.Store(0)
-	e.mu.Unlock()
-	for _, t := range q {
-		t.closeSamplers()
-		t.out.finish(usage{}, errShutdown)
-	}
-}
-
-// reap ends the requests whose clients went away, freeing their slots. The
-// slots keep their caches for later prefix reuse.
-func (e *engine) reap() {
-	for i := 0; i < len(e.active); {
-		t := e.active[i]
-		if err := t.ctx.Err(); err != nil {
-			e.met.disconnects.Add(1)
-			e.complete(t, err) // removes t from e.active
-			continue
-		}
-		i++
-	}
-}
-
-// admit moves requests from the queue to free slots, first come first
-// served, and drops those whose clients went away.
+// admit starts the queued requests that free slots can take, first come
+// first served, and drops those whose clients went away.
 func (e *engine) admit() {
 	var admitted, dropped []*task
 	e.mu.Lock()
@@ -335,8 +231,9 @@ func (e *engine) admit() {
 		switch {
 		case t.ctx.Err() != nil:
 			dropped = append(dropped, t)
-		case !blocked && e.free >= t.n:
+		case !blocked && !e.closed && e.free >= t.n:
 			e.free -= t.n
+			e.running.Add(1)
 			admitted = append(admitted, t)
 		default:
 			blocked = true // keep the order: no overtaking
@@ -352,299 +249,125 @@ func (e *engine) admit() {
 		t.out.finish(usage{}, t.ctx.Err())
 	}
 	for _, t := range admitted {
-		e.assign(t)
+		e.met.promptTokens.Add(uint64(len(t.prompt)))
+		e.met.processing.Add(1)
+		e.met.slotsBusy.Add(int64(t.n))
+		go e.run(t)
 	}
 }
 
-// assign gives an admitted task its slots: for the prompt, the free slot
-// whose cache shares the longest prefix with it (the least recently used
-// among equals); for the other choices, the least recently used.
-func (e *engine) assign(t *task) {
-	var free []*slot
-	for _, s := range e.slots {
-		if s.task == nil {
-			free = append(free, s)
-		}
-	}
-	best, bestLen := -1, -1
-	for i, s := range free {
-		l := commonPrefix(s.cache, t.prompt)
-		if l > bestLen || (l == bestLen && s.used < free[best].used) {
-			best, bestLen = i, l
-		}
-	}
-	p := free[best]
-	free = slices.Delete(free, best, best+1)
-	slices.SortFunc(free, func(a, b *slot) int { return cmpUint(a.used, b.used) })
-
-	keep := min(bestLen, len(t.prompt)-1) // the last prompt token is decoded again for its logits
-	if keep < len(p.cache) {
-		if ok, err := e.c.RemoveTokens(p.id, keep, -1); err != nil || !ok {
-			_, _ = e.c.RemoveTokens(p.id, -1, -1)
-			keep = 0
-		}
-		p.cache = p.cache[:keep]
-	}
-	t.cached = keep
-	t.slots = append(t.slots, p)
-	t.slots = append(t.slots, free[:t.n-1]...)
-	t.remaining = t.n
-	for i, s := range t.slots {
-		s.task, s.choice = t, i
-		s.hasPending, s.nGen = false, 0
-		s.text = textStream{stops: t.stops}
-	}
-	p.prompt = t.prompt[keep:]
-	e.active = append(e.active, t)
-	e.met.promptTokens.Add(uint64(len(t.prompt)))
-	e.met.cachedTokens.Add(uint64(keep))
-	e.met.processing.Add(1)
-	e.met.slotsBusy.Add(int64(t.n))
-	e.updateKV()
-}
-
-func cmpUint(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
-}
-
-func commonPrefix(a, b []llama.TokenID) int {
-	n := min(len(a), len(b))
-	for i := range n {
-		if a[i] != b[i] {
-			return i
-		}
-	}
-	return n
-}
-
-// step decodes one batch and samples what it computed. It reports false
-// if there was nothing to decode.
-func (e *engine) step(ctx context.Context) bool {
-	e.clock++
-	b := e.batch
-	b.Clear()
-	var in []*slot
-	n := 0
-	// Generating slots first: one token each.
-	for _, s := range e.slots {
-		s.nBatch, s.iBatch, s.prompting = 0, -1, false
-		if s.task == nil || !s.hasPending {
-			continue
-		}
-		if err := b.Add(s.pending, len(s.cache), true, s.id); err != nil {
-			e.fail(s.task, err)
-			continue
-		}
-		s.nBatch, s.iBatch = 1, n
-		n++
-		in = append(in, s)
-	}
-	// Then prompts, oldest first, at most a micro-batch of them per step
-	// so that generating slots keep their pace.
-	budget := min(e.nBatch-n, e.nUbatch)
-	for _, t := range e.active {
-		s := t.slots[0]
-		if budget <= 0 {
-			break
-		}
-		if len(s.prompt) == 0 || s.nBatch > 0 {
-			continue
-		}
-		k := min(len(s.prompt), budget)
-		for j, tok := range s.prompt[:k] {
-			last := j == len(s.prompt)-1
-			if err := b.Add(tok, len(s.cache)+j, last, s.id); err != nil {
-				panic(err) // capacity and ids are checked above
+// run generates the choices of an admitted task, and frees its slots.
+func (e *engine) run(t *task) {
+	defer e.running.Done()
+	ctx, cancel := context.WithCancel(t.ctx)
+	defer cancel()
+	first := make(chan struct{}) // closed when choice 0 has read the prompt
+	var once sync.Once
+	read := func() { once.Do(func() { close(first) }) }
+	var wg sync.WaitGroup
+	for i := range t.n {
+		wg.Go(func() {
+			if i == 0 {
+				defer read()
+			} else {
+				<-first
 			}
-			if last {
-				s.iBatch = n + j
+			if err := e.choice(ctx, t, i, read); err != nil {
+				cancel() // a failed choice fails the request
 			}
-		}
-		s.nBatch, s.prompting = k, true
-		n += k
-		budget -= k
-		in = append(in, s)
+			e.met.slotsBusy.Add(-1)
+		})
 	}
-	if n == 0 {
-		return false
-	}
-
-	start := time.Now()
-	err := e.c.Decode(ctx, b)
-	e.met.decodeNanos.Add(uint64(time.Since(start)))
-	e.met.decodeCalls.Add(1)
-	if err != nil {
-		// Drop what finished micro-batches left, to match the slots'
-		// records, and fail the requests in the batch.
-		for _, s := range in {
-			_, _ = e.c.RemoveTokens(s.id, len(s.cache), -1)
-		}
-		if ctx.Err() != nil {
-			return true // shutting down
-		}
-		e.log.Error("decode failed", "err", err, "tokens", n)
-		for _, s := range in {
-			if s.task != nil {
-				e.fail(s.task, fmt.Errorf("decode failed: %w", err))
-			}
-		}
-		return true
-	}
-	for _, s := range in {
-		if s.prompting {
-			s.cache = append(s.cache, s.prompt[:s.nBatch]...)
-			s.prompt = s.prompt[s.nBatch:]
-		} else {
-			s.cache = append(s.cache, s.pending)
-			s.hasPending = false
-		}
-		s.used = e.clock
-	}
-	for _, s := range in {
-		t := s.task
-		if s.iBatch < 0 || t == nil {
-			continue
-		}
-		if !s.prompting {
-			e.sample(s, s.iBatch, nil)
-			continue
-		}
-		// The prompt is in: share it with the other choices, then sample
-		// every choice from the same logits.
-		for _, o := range t.slots[1:] {
-			_, _ = e.c.RemoveTokens(o.id, -1, -1)
-			if err := e.c.CopySequence(s.id, o.id, -1, -1); err != nil {
-				e.fail(t, err)
-				break
-			}
-			o.cache = append(o.cache[:0], s.cache...)
-			o.used = e.clock
-		}
-		var ls *logSoftmax
-		for _, o := range slices.Clone(t.slots) {
-			if o.task != t {
-				break // the task failed or ended
-			}
-			ls = e.sample(o, s.iBatch, ls)
-		}
-	}
-	e.updateKV()
-	return true
-}
-
-// sample picks the next token of slot s from the logits at batch index i,
-// sends its text, and ends the choice at an end-of-generation token, a
-// stop string, max_tokens or the end of the slot's context. ls holds the
-// log-softmax of those logits when already computed; sample returns it.
-func (e *engine) sample(s *slot, i int, ls *logSoftmax) *logSoftmax {
-	t := s.task
-	if t.logprobs >= 0 && ls == nil {
-		logits, err := e.c.Logits(i)
-		if err != nil {
-			e.fail(t, err)
-			return nil
-		}
-		v := newLogSoftmax(logits, t.logprobs)
-		ls = &v
-	}
-	tok, err := t.samplers[s.choice].Sample(e.c, i)
-	if err != nil {
-		e.fail(t, err)
-		return ls
-	}
-	ev := event{choice: t.choiceBase + s.choice}
-	if e.eog[tok] {
-		ev.text, ev.finish = s.text.flush(), "stop"
-		t.out.send(ev)
-		e.endChoice(s)
-		return ls
-	}
-	s.nGen++
-	t.generated++
-	e.met.generated(1)
-	var stopped bool
-	ev.text, stopped = s.text.push(e.pieces[tok])
-	if ls != nil {
-		ev.logprobs = []tokenLogprob{ls.of(tok)}
-	}
-	switch {
-	case stopped:
-		ev.finish = "stop"
-	case s.nGen >= t.maxTokens || len(s.cache) >= e.slotCtx:
-		ev.text += s.text.flush()
-		ev.finish = "length"
-	}
-	if ev.text != "" || ev.logprobs != nil || ev.finish != "" {
-		t.out.send(ev)
-	}
-	if ev.finish != "" {
-		e.endChoice(s)
-		return ls
-	}
-	s.pending, s.hasPending = tok, true
-	return ls
-}
-
-// endChoice frees the slot of a finished choice, and ends its task after
-// the last one.
-func (e *engine) endChoice(s *slot) {
-	t := s.task
-	e.freeSlot(s)
-	t.remaining--
-	if t.remaining == 0 {
-		e.complete(t, nil)
-	}
-}
-
-func (e *engine) freeSlot(s *slot) {
-	if s.task == nil {
-		return
-	}
-	s.task, s.prompt, s.hasPending = nil, nil, false
-	s.text = textStream{}
-	e.mu.Lock()
-	e.free++
-	e.mu.Unlock()
-	e.met.slotsBusy.Add(-1)
-	e.wakeup() // the queue may go on
-}
-
-// fail ends a task with an error.
-func (e *engine) fail(t *task, err error) {
-	if !errors.As(err, new(*apiError)) {
-		err = internalError(err)
-	}
-	e.complete(t, err)
-}
-
-// complete ends a task: frees its slots, closes its samplers and reports
-// to its outbox.
-func (e *engine) complete(t *task, err error) {
-	i := slices.Index(e.active, t)
-	if i < 0 {
-		return
-	}
-	e.active = slices.Delete(e.active, i, i+1)
-	for _, s := range t.slots {
-		if s.task == t {
-			e.freeSlot(s)
-		}
-	}
+	wg.Wait()
 	t.closeSamplers()
 	e.met.processing.Add(-1)
-	t.out.finish(usage{prompt: len(t.prompt), cached: t.cached, completion: t.generated}, err)
+	e.met.cachedTokens.Add(uint64(t.cached))
+	e.mu.Lock()
+	e.free += t.n
+	e.mu.Unlock()
+	if t.err != nil && errors.Is(t.err, context.Canceled) && t.ctx.Err() != nil {
+		e.met.disconnects.Add(1)
+	}
+	t.out.finish(usage{prompt: len(t.prompt), cached: t.cached, completion: t.generated}, t.err)
+	e.admit()
 }
 
-func (e *engine) updateKV() {
-	var n int
-	for _, s := range e.slots {
-		n += len(s.cache)
+// choice generates choice i of t, sending its text as it comes. read is
+// called once the prompt is read.
+func (e *engine) choice(ctx context.Context, t *task, i int, read func()) error {
+	var st llama.Stats
+	opts := []llama.GenerateOption{
+		// A generation ends where its slot's context does.
+		llama.WithMaxTokens(min(t.maxTokens, e.slotCtx-len(t.prompt))),
+		llama.WithStop(t.stops...),
+		llama.WithSampler(t.samplers[i]),
+		llama.WithStats(&st),
 	}
-	e.met.kvTokens.Store(int64(n))
+	if t.logprobs >= 0 {
+		opts = append(opts, llama.WithLogprobs(t.logprobs))
+	}
+	n := 0
+	var err error
+	for tok, gerr := range e.c.GenerateTokens(ctx, t.prompt, opts...) {
+		read()
+		if gerr != nil {
+			err = gerr
+			break
+		}
+		ev := event{choice: t.choiceBase + i, text: tok.Text}
+		if tok.ID != llama.NullToken {
+			n++
+			e.met.generated(1)
+			if t.logprobs >= 0 {
+				ev.logprobs = []tokenLogprob{{ID: tok.ID, Logprob: tok.Logprob, Top: tok.TopLogprobs}}
+			}
+		}
+		if ev.text != "" || ev.logprobs != nil {
+			t.out.send(ev)
+		}
+	}
+	finish := ""
+	switch st.StopReason {
+	case llama.StopEOG, llama.StopString:
+		finish = "stop"
+	case llama.StopMaxTokens, llama.StopContextFull:
+		finish, err = "length", nil
+	}
+	if err == nil && finish != "" {
+		t.out.send(event{choice: t.choiceBase + i, finish: finish})
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.generated += n
+	if i == 0 {
+		t.cached = st.CachedTokens
+	}
+	switch {
+	case err == nil:
+	case errors.Is(err, llama.ErrClosed):
+		err = errShutdown
+	case ctx.Err() != nil && errors.Is(err, ctx.Err()):
+		// The client went away, or another choice failed.
+	case !errors.As(err, new(*apiError)):
+		e.log.Error("generation failed", "err", err)
+		err = internalError(err)
+	}
+	if err != nil && (t.err == nil || errors.Is(t.err, context.Canceled)) {
+		t.err = err
+	}
+	return err
+}
+
+// refresh updates the metrics the scheduler and the cache hold.
+func (e *engine) refresh() {
+	bs := e.c.BatchStats()
+	e.met.decodeNanos.Store(uint64(bs.DecodeTime))
+	e.met.decodeCalls.Store(bs.Batches)
+	var n int64
+	for id := range e.c.Sequences() {
+		if lo, hi, err := e.c.PositionRange(id); err == nil && hi >= lo && lo >= 0 {
+			n += int64(hi - lo + 1)
+		}
+	}
+	e.met.kvTokens.Store(n)
 }

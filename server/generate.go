@@ -165,10 +165,16 @@ func (s *Server) promptTokens(field string, item promptItem, flags llama.Special
 	return toks, nil
 }
 
+// piece is the text of a token, control tokens as "".
+func (s *Server) piece(t llama.TokenID) string {
+	p, _ := s.model.TokenToPiece(t, false)
+	return p
+}
+
 func (s *Server) piecesText(toks []llama.TokenID) string {
 	var b strings.Builder
 	for _, t := range toks {
-		b.WriteString(s.eng.pieces[t])
+		b.WriteString(s.piece(t))
 	}
 	return b.String()
 }
@@ -331,13 +337,11 @@ func (s *Server) genParams(q *samplingParams, maxTokens *int, defMax int) (*genP
 		}
 		bias[llama.TokenID(id)] = b
 	}
-	if q.IgnoreEOS {
-		for t, b := range s.eogBias {
-			bias[t] = b
-		}
-	}
 	if len(bias) > 0 {
 		opt(llama.WithLogitBias(bias))
+	}
+	if q.IgnoreEOS {
+		opt(llama.WithIgnoreEOS())
 	}
 
 	p.grammar = q.Grammar
@@ -443,7 +447,6 @@ func (s *Server) wait(ctx context.Context, out *outbox, f func([]event) error) (
 		evs, done, u, err := out.take()
 		if len(evs) > 0 {
 			if werr := f(evs); werr != nil {
-				s.eng.wakeup()
 				return u, werr
 			}
 		}
@@ -453,8 +456,8 @@ func (s *Server) wait(ctx context.Context, out *outbox, f func([]event) error) (
 		select {
 		case <-out.notify:
 		case <-ctx.Done():
-			s.eng.wakeup() // so that it frees the slots now
-			return u, ctx.Err()
+			return u, ctx.Err() // the engine's generations end with ctx
+
 		}
 	}
 }
@@ -580,10 +583,10 @@ func jsonLogprob(lp float64) float64 {
 func (s *Server) chatLogprobs(lps []tokenLogprob) *chatLogprobs {
 	out := &chatLogprobs{Content: []chatLogprob{}}
 	for _, lp := range lps {
-		piece := s.eng.pieces[lp.ID]
+		piece := s.piece(lp.ID)
 		c := chatLogprob{Token: piece, Logprob: jsonLogprob(lp.Logprob), Bytes: bytesOf(piece), TopLogprobs: []chatTopProb{}}
 		for _, a := range lp.Top {
-			p := s.eng.pieces[a.ID]
+			p := s.piece(a.ID)
 			c.TopLogprobs = append(c.TopLogprobs, chatTopProb{Token: p, Logprob: jsonLogprob(a.Logprob), Bytes: bytesOf(p)})
 		}
 		out.Content = append(out.Content, c)
@@ -602,13 +605,13 @@ type completionLogprobs struct {
 func (s *Server) completionLogprobs(lps []tokenLogprob, offset *int) *completionLogprobs {
 	out := &completionLogprobs{Tokens: []string{}, TokenLogprobs: []float64{}, TopLogprobs: []map[string]float64{}, TextOffset: []int{}}
 	for _, lp := range lps {
-		piece := s.eng.pieces[lp.ID]
+		piece := s.piece(lp.ID)
 		out.Tokens = append(out.Tokens, piece)
 		out.TokenLogprobs = append(out.TokenLogprobs, jsonLogprob(lp.Logprob))
 		top := map[string]float64{}
 		for _, a := range lp.Top {
-			if _, dup := top[s.eng.pieces[a.ID]]; !dup {
-				top[s.eng.pieces[a.ID]] = jsonLogprob(a.Logprob)
+			if _, dup := top[s.piece(a.ID)]; !dup {
+				top[s.piece(a.ID)] = jsonLogprob(a.Logprob)
 			}
 		}
 		out.TopLogprobs = append(out.TopLogprobs, top)

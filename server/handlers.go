@@ -259,6 +259,7 @@ func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request) {
+	s.eng.refresh()
 	var b bytes.Buffer
 	s.met.write(&b, snapshot{slots: s.cfg.Parallel, queueCap: s.cfg.QueueSize, kvSize: s.eng.kvSize})
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")

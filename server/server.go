@@ -128,7 +128,6 @@ type Server struct {
 	handler http.Handler
 	names   []string
 	created int64
-	eogBias map[llama.TokenID]float32
 
 	shutting atomic.Bool
 	mu       sync.Mutex
@@ -154,12 +153,6 @@ func New(m *llama.Model, cfg Config) (*Server, error) {
 	}
 	s.stops = templateStops(m, s.tmpl)
 	s.names = append([]string{cfg.ModelID}, cfg.Aliases...)
-	s.eogBias = map[llama.TokenID]float32{}
-	for t := range llama.TokenID(m.VocabSize()) {
-		if m.IsEOG(t) {
-			s.eogBias[t] = float32(negInf)
-		}
-	}
 	ctxOpts := append([]llama.ContextOption{
 		llama.WithThreads(cfg.Threads), llama.WithBatchThreads(cfg.BatchThreads),
 	}, cfg.ContextOptions...)

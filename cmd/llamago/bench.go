@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -32,6 +31,7 @@ type benchOptions struct {
 	NGen       []string
 	PG         []string // pp,tg pairs
 	E2E        []string // pp,tg pairs
+	Parallel   []string // generations at once in the e2e tests
 	Threads    []string
 	Batch      []string
 	UBatch     []string
@@ -54,6 +54,7 @@ type benchOptions struct {
 	models         []string
 	nPrompt, nGen  []int
 	pg, e2e        [][2]int
+	parallel       []int
 	threads        []int
 	batch, ubatch  []int
 	ngl            []int
@@ -95,9 +96,11 @@ func newBenchCmd(streams *iostreams, runF func(*benchOptions) error) *cobra.Comm
 			"quantizations of one model), largest first.\n\n" +
 			"Beyond llama-bench: --e2e pp,tg generates tg tokens with sampling after a\n" +
 			"pp-token prompt through the high-level API and reports the time to first\n" +
-			"token and the inter-token latency percentiles; --native runs each pp/tg test\n" +
-			"also with llama-bench's loop written in C, alternating with the Go one (by\n" +
-			"repetition, and for tg every 8 tokens), and reports the ratio Go/C with its\n" +
+			"token and the inter-token latency percentiles; --parallel N decodes N sequences\n" +
+			"at once (tg128x4: a token of each per batch; e2e16+128x4: four generations\n" +
+			"batched by the library), the tokens/s counting them all; --native runs each\n" +
+			"pp/tg test also with llama-bench's loop written in C, alternating with the Go\n" +
+			"one (by repetition, and for tg every 8 tokens), and reports the ratio Go/C with its\n" +
 			"95% confidence interval; every result carries the model's load time and the\n" +
 			"peak resident memory; --plot draws tokens/s per model.\n\n" +
 			"The output (-o) is llama-bench's markdown table, or CSV, JSON or JSON Lines\n" +
@@ -130,6 +133,7 @@ func newBenchCmd(streams *iostreams, runF func(*benchOptions) error) *cobra.Comm
 	list(&opts.NGen, "n-gen", "n", "list", "generation lengths of the tg tests; 0: none (default 128)")
 	list(&opts.PG, "prompt-gen", "", "pp,tg", "test pp prompt tokens then tg generated ones, in one repetition (short -pg)")
 	list(&opts.E2E, "e2e", "", "pp,tg", "end-to-end test: tg tokens generated with sampling after a pp-token prompt")
+	list(&opts.Parallel, "parallel", "", "list", "sequences decoded at once: a token of each per batch, or e2e generations at once (default 1)")
 	list(&opts.Threads, "threads", "t", "list", fmt.Sprintf("threads (default %d)", llama.DefaultThreads()))
 	list(&opts.Batch, "batch-size", "b", "list", "logical batch sizes (default 2048)")
 	list(&opts.UBatch, "ubatch-size", "", "list", "physical batch sizes (short -ub; default 512)")
@@ -180,6 +184,17 @@ func (o *benchOptions) validate() error {
 	}
 	if o.e2e, err = parsePairs("--e2e", o.E2E, 1); err != nil {
 		return err
+	}
+	if o.parallel, err = ints("--parallel", o.Parallel, []int{1}, 1); err != nil {
+		return err
+	}
+	for _, p := range o.parallel {
+		if p > llama.MaxSequences() {
+			return usageErrorf("--parallel: %d sequences, at most %d", p, llama.MaxSequences())
+		}
+		if p > 1 && o.Native {
+			return usageErrorf("--native measures one sequence: drop --parallel %d", p)
+		}
 	}
 	o.threadsDefault = llama.DefaultThreads()
 	if o.threads, err = ints("--threads", o.Threads, []int{o.threadsDefault}, 1); err != nil {
@@ -325,6 +340,7 @@ type benchInstance struct {
 	typeK, typeV    llama.CacheType
 	fa              llama.FlashAttention
 	threads         int
+	parallel        int // e2e: generations at once
 	benchTest
 }
 
@@ -357,10 +373,12 @@ func (o *benchOptions) instances() []benchInstance {
 									for _, fa := range o.fa {
 										for _, nt := range o.threads {
 											for _, t := range tests {
-												out = append(out, benchInstance{
-													model: m, ngl: ngl, split: split, mmap: mmap, nBatch: nb, nUBatch: nub,
-													typeK: tk, typeV: tv, fa: fa, threads: nt, benchTest: t,
-												})
+												for _, np := range o.parallel {
+													out = append(out, benchInstance{
+														model: m, ngl: ngl, split: split, mmap: mmap, nBatch: nb, nUBatch: nub,
+														typeK: tk, typeV: tv, fa: fa, threads: nt, parallel: np, benchTest: t,
+													})
+												}
 											}
 										}
 									}
@@ -627,10 +645,20 @@ func runBench(ctx context.Context, opts *benchOptions) (err error) {
 			NPrompt: in.nPrompt, NGen: in.nGen, E2E: in.e2e,
 			TestTime: time.Now().UTC().Format(time.RFC3339),
 		}
-		if err := runBenchInstance(ctx, model, in, opts, &r, func(format string, args ...any) {
-			progress.Update("%s: %s", label, fmt.Sprintf(format, args...))
-		}); err != nil {
+		test := bench.Test{
+			NPrompt: in.nPrompt, NGen: in.nGen, E2E: in.e2e, Parallel: in.parallel,
+			Batch: in.nBatch, UBatch: in.nUBatch, Threads: in.threads, TypeK: in.typeK, TypeV: in.typeV, FlashAttn: in.fa,
+		}
+		if err := bench.Run(ctx, model, test, bench.RunOptions{
+			Reps: opts.Reps, Native: opts.Native, NoWarmup: opts.NoWarmup,
+			Status: func(format string, args ...any) {
+				progress.Update("%s: %s", label, fmt.Sprintf(format, args...))
+			},
+		}, &r); err != nil {
 			return fmt.Errorf("%s %s: %w", in.model, bench.TestName(in.nPrompt, in.nGen, in.e2e), err)
+		}
+		if in.parallel > 1 {
+			r.NParallel = in.parallel
 		}
 		r.LoadNS, r.PeakRSS = loadNS, bench.PeakRSS()
 		r.Finish()
@@ -644,321 +672,6 @@ func runBench(ctx context.Context, opts *benchOptions) (err error) {
 		if err := bench.PlotFile(opts.Plot, results); err != nil {
 			return err
 		}
-	}
-	return nil
-}
-
-// runBenchInstance runs one test: a warm-up, then the timed repetitions,
-// filling r's samples.
-func runBenchInstance(ctx context.Context, m *llama.Model, in benchInstance, opts *benchOptions, r *bench.Result, status func(string, ...any)) error {
-	nCtx := in.nPrompt + in.nGen
-	if in.e2e {
-		nCtx++ // Generate decodes the last sampled token only if it can
-	}
-	lctx, err := m.NewContext(
-		llama.WithContextSize(nCtx),
-		llama.WithBatchSize(in.nBatch),
-		llama.WithUBatchSize(in.nUBatch),
-		llama.WithThreads(in.threads),
-		llama.WithBatchThreads(in.threads),
-		llama.WithFlashAttention(in.fa),
-		llama.WithCacheTypes(in.typeK, in.typeV))
-	if err != nil {
-		return err
-	}
-	defer lctx.Close()
-	if in.e2e {
-		return runE2E(ctx, lctx, in, opts, r, status)
-	}
-
-	loop, err := newGoLoop(lctx)
-	if err != nil {
-		return err
-	}
-	defer loop.close()
-	type side struct {
-		name    string
-		run     func(nPrompt, nGen int) (time.Duration, error)
-		samples *[]uint64
-	}
-	sides := []side{{"go", loop.run, &r.SamplesNS}}
-	if opts.Native {
-		sides = append(sides, side{"native", func(p, g int) (time.Duration, error) {
-			return lctx.NativeBench(p, g, lctx.BatchSize())
-		}, &r.NativeSamplesNS})
-	}
-	if !opts.NoWarmup {
-		// As llama-bench: the whole prompt, and one generated token.
-		for _, s := range sides {
-			status("warm-up (%s)", s.name)
-			if err := lctx.ClearMemory(); err != nil {
-				return err
-			}
-			if in.nPrompt > 0 {
-				if _, err := s.run(in.nPrompt, 0); err != nil {
-					return err
-				}
-			}
-			if in.nGen > 0 {
-				if _, err := s.run(0, 1); err != nil {
-					return err
-				}
-			}
-		}
-	}
-	interleave := len(sides) == 2 && in.nPrompt == 0 && in.nGen > 1
-	for i := range opts.Reps {
-		if interleave {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			status("go and native %d/%d", i+1, opts.Reps)
-			if err := lctx.ClearMemory(); err != nil {
-				return err
-			}
-			d, err := interleaveTG(lctx, [2]func(int, int) (time.Duration, error){sides[0].run, sides[1].run}, in.nGen, i%2)
-			if err == nil {
-				for j, s := range sides {
-					*s.samples = append(*s.samples, uint64(d[j]))
-				}
-				continue
-			}
-			if !errors.Is(err, errNoPartialRemove) {
-				return err
-			}
-			interleave = false // a recurrent model: whole repetitions
-		}
-		// Alternate which side goes first, so that neither always runs
-		// on a machine warmed (or heated) by the other.
-		order := sides
-		if i%2 == 1 && len(sides) == 2 {
-			order = []side{sides[1], sides[0]}
-		}
-		for _, s := range order {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			status("%s %d/%d", s.name, i+1, opts.Reps)
-			if err := lctx.ClearMemory(); err != nil {
-				return err
-			}
-			d, err := s.run(in.nPrompt, in.nGen)
-			if err != nil {
-				return err
-			}
-			*s.samples = append(*s.samples, uint64(d))
-		}
-	}
-	return nil
-}
-
-// interleaveChunk is how many tokens each side of an interleaved tg
-// repetition decodes at a time.
-const interleaveChunk = 8
-
-// errNoPartialRemove: the model's memory cannot remove a range of
-// positions (a recurrent model), so tg cannot be interleaved.
-var errNoPartialRemove = errors.New("the memory cannot remove part of a sequence")
-
-// interleaveTG times one tg repetition of nGen tokens for both loops,
-// interleaved: one loop decodes positions [p, p+k), those positions are
-// removed from the cache, the other loop decodes the same positions, and
-// the next chunk starts with the other loop (the first chunk with
-// run[first]). Each loop decodes positions 0..nGen-1 over the same cache,
-// as in a repetition of its own, and the two are timed a few milliseconds
-// apart instead of a whole repetition apart: on a shared machine, whose
-// speed drifts by several percent from one second to the next, that makes
-// their ratio far more precise. It returns each loop's total time.
-func interleaveTG(lctx *llama.Context, run [2]func(nPrompt, nGen int) (time.Duration, error), nGen, first int) ([2]time.Duration, error) {
-	var total [2]time.Duration
-	for p, i := 0, first; p < nGen; p, i = p+interleaveChunk, i+1 {
-		k := min(interleaveChunk, nGen-p)
-		for j := range 2 {
-			side := (i + j) % 2
-			d, err := run[side](0, k)
-			if err != nil {
-				return total, err
-			}
-			total[side] += d
-			if j == 0 {
-				ok, err := lctx.RemoveTokens(0, p, -1)
-				if err != nil {
-					return total, err
-				}
-				if !ok {
-					return total, errNoPartialRemove
-				}
-			}
-		}
-	}
-	return total, nil
-}
-
-// goLoop is llama-bench's timed loop written with the binding's public
-// API: a Batch filled with Add, Context.Decode and Context.Synchronize.
-type goLoop struct {
-	c      *llama.Context
-	b      *llama.Batch
-	nBatch int
-	addBOS bool
-	bos    llama.TokenID
-	nVocab uint64
-	rng    uint64
-}
-
-func newGoLoop(c *llama.Context) (*goLoop, error) {
-	m := c.Model()
-	b, err := llama.NewBatch(c.BatchSize(), 1)
-	if err != nil {
-		return nil, err
-	}
-	return &goLoop{
-		c: c, b: b, nBatch: c.BatchSize(), addBOS: m.AddsBOS(), bos: m.BOS(),
-		nVocab: uint64(m.VocabSize()), rng: rand.Uint64() | 1,
-	}, nil
-}
-
-func (l *goLoop) close() { l.b.Close() }
-
-// token draws a random token (xorshift64, as the C loop).
-func (l *goLoop) token() llama.TokenID {
-	x := l.rng
-	x ^= x << 13
-	x ^= x >> 7
-	x ^= x << 17
-	l.rng = x
-	return llama.TokenID(x % l.nVocab)
-}
-
-// run is one repetition: nPrompt tokens in batches of the context's batch
-// size (logits of the last of each), then nGen tokens one at a time,
-// continuing sequence 0 from its end; the time includes synchronizing.
-func (l *goLoop) run(nPrompt, nGen int) (time.Duration, error) {
-	// The goroutine is not locked to its thread: Context.Decode passes it
-	// through the Go scheduler every few milliseconds (see its yield), which
-	// on a locked thread would cost a thread handoff each time.
-	_, hi, err := l.c.PositionRange(0)
-	if err != nil {
-		return 0, err
-	}
-	pos := hi + 1
-	bg := context.Background()
-	start := clock.Now()
-	if nPrompt > 0 {
-		for done := 0; done < nPrompt; {
-			n := min(nPrompt-done, l.nBatch)
-			l.b.Clear()
-			for i := range n {
-				t := l.token()
-				if done == 0 && i == 0 && l.addBOS {
-					t = l.bos
-				}
-				if err := l.b.Add(t, pos, i == n-1); err != nil {
-					return 0, err
-				}
-				pos++
-			}
-			if err := l.c.Decode(bg, l.b); err != nil {
-				return 0, err
-			}
-			done += n
-		}
-		if err := l.c.Synchronize(); err != nil {
-			return 0, err
-		}
-	}
-	if nGen > 0 {
-		t := l.token()
-		if l.addBOS {
-			t = l.bos
-		}
-		for range nGen {
-			if err := l.step(t, pos); err != nil {
-				return 0, err
-			}
-			pos++
-			t = l.token()
-		}
-	}
-	return clock.Since(start), nil
-}
-
-// step decodes token t at position pos and waits for the result: the
-// per-token hot path of tg, which must not allocate.
-func (l *goLoop) step(t llama.TokenID, pos int) error {
-	l.b.Clear()
-	if err := l.b.Add(t, pos, true); err != nil {
-		return err
-	}
-	if err := l.c.Decode(context.Background(), l.b); err != nil {
-		return err
-	}
-	return l.c.Synchronize()
-}
-
-// runE2E times generations with sampling through Context.GenerateTokens,
-// after a random prompt of in.nPrompt tokens, with the KV cache cleared
-// before each: the time of each repetition, its time to first token, and
-// the gap before each later token.
-func runE2E(ctx context.Context, lctx *llama.Context, in benchInstance, opts *benchOptions, r *bench.Result, status func(string, ...any)) error {
-	m := lctx.Model()
-	rng := rand.New(rand.NewPCG(rand.Uint64(), 0))
-	prompt := make([]llama.TokenID, in.nPrompt)
-	for i := range prompt {
-		prompt[i] = llama.TokenID(rng.IntN(m.VocabSize()))
-	}
-	if m.AddsBOS() && len(prompt) > 0 {
-		prompt[0] = m.BOS()
-	}
-	itl := make([]uint64, 0, in.nGen)
-	gen := func(seed uint32) (total, ttft time.Duration, err error) {
-		if err := lctx.ClearMemory(); err != nil {
-			return 0, 0, err
-		}
-		itl = itl[:0]
-		n := 0
-		var last time.Duration
-		start := clock.Now()
-		for tok, err := range lctx.GenerateTokens(ctx, prompt, llama.WithMaxTokens(in.nGen), llama.WithIgnoreEOS(),
-			llama.WithSampling(llama.WithSeed(seed))) {
-			if err != nil {
-				return 0, 0, err
-			}
-			if tok.ID == llama.NullToken {
-				continue
-			}
-			if n == 0 {
-				ttft = tok.Elapsed
-			} else {
-				itl = append(itl, uint64(tok.Elapsed-last))
-			}
-			last = tok.Elapsed
-			n++
-		}
-		total = clock.Since(start)
-		if n != in.nGen {
-			return 0, 0, fmt.Errorf("generated %d tokens of %d", n, in.nGen)
-		}
-		return total, ttft, nil
-	}
-	if !opts.NoWarmup {
-		status("warm-up")
-		if _, _, err := gen(0); err != nil {
-			return err
-		}
-	}
-	for i := range opts.Reps {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		status("e2e %d/%d", i+1, opts.Reps)
-		total, ttft, err := gen(uint32(i + 1))
-		if err != nil {
-			return err
-		}
-		r.SamplesNS = append(r.SamplesNS, uint64(total))
-		r.TTFTSamplesNS = append(r.TTFTSamplesNS, uint64(ttft))
-		r.AddITL(itl...)
 	}
 	return nil
 }

@@ -5,13 +5,13 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
+	"math"
 	"os"
 	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/llamago/llamago/bench"
 	"github.com/llamago/llamago/llama"
@@ -116,6 +116,8 @@ func TestBenchFlags(t *testing.T) {
 		{name: "ngl below -1", args: []string{"-m", "m", "-ngl", "-2"}, wantErr: "--n-gpu-layers: -2 is below -1"},
 		{name: "odd pair", args: []string{"-m", "m", "-pg", "512"}, wantErr: `--prompt-gen: "512" is not a pair`},
 		{name: "e2e without prompt", args: []string{"-m", "m", "--e2e", "0,8"}, wantErr: "--e2e"},
+		{name: "parallel with native", args: []string{"-m", "m", "--parallel", "1,4", "--native"}, wantErr: "--native measures one sequence"},
+		{name: "zero parallel", args: []string{"-m", "m", "--e2e", "8,8", "--parallel", "0"}, wantErr: "--parallel: 0 is below 1"},
 		{name: "bad flash-attn", args: []string{"-m", "m", "-fa", "maybe"}, wantErr: `--flash-attn must be on, off or auto (or 1, 0, -1), not "maybe"`},
 		{name: "bad cache type", args: []string{"-m", "m", "-ctk", "q9_0"}, wantErr: `--cache-type-k: unknown cache type "q9_0"`},
 		{name: "bad mmap", args: []string{"-m", "m", "-mmp", "2"}, wantErr: `--mmap: "2" is not 1 or 0`},
@@ -348,6 +350,28 @@ func TestBenchRun(t *testing.T) {
 			t.Errorf("e2e result %+v", r)
 		}
 	})
+	t.Run("e2e parallel", func(t *testing.T) {
+		out, stderr, code := cli(t, "", "bench", "-m", stories, "-p", "0", "-n", "0", "--e2e", "16,8", "--parallel", "1,3", "-r", "2", "-t", "1", "-o", "jsonl")
+		if code != 0 {
+			t.Fatalf("exit %d: %s", code, stderr)
+		}
+		rs, err := bench.ReadResults(strings.NewReader(out))
+		if err != nil || len(rs) != 2 {
+			t.Fatalf("%d results, %v", len(rs), err)
+		}
+		one, three := rs[0], rs[1]
+		if one.Test != "e2e16+8" || one.NParallel != 0 || three.Test != "e2e16+8x3" || three.NParallel != 3 {
+			t.Errorf("tests %q (%d) and %q (%d)", one.Test, one.NParallel, three.Test, three.NParallel)
+		}
+		// Three generations a repetition: their TTFTs, and tokens/s over
+		// all three.
+		if len(three.TTFTSamplesNS) != 6 || len(three.SamplesNS) != 2 || three.ITLP50NS == 0 {
+			t.Errorf("e2e x3 result %+v", three)
+		}
+		if want := 3 * 24 / (float64(three.SamplesNS[0]) / 1e9); math.Abs(three.SamplesTS[0]-want) > 1e-9*want {
+			t.Errorf("x3 tokens/s %v, want %v", three.SamplesTS[0], want)
+		}
+	})
 	t.Run("directory plot progress", func(t *testing.T) {
 		dir := t.TempDir()
 		b, err := os.ReadFile(stories)
@@ -406,146 +430,5 @@ func TestBenchErrors(t *testing.T) {
 	_, _, code = cliContext(t, ctx, "", "bench", "-m", modelPath(t, "stories260K.gguf"), "-p", "8", "-n", "0")
 	if code != exitInterrupt {
 		t.Errorf("cancelled: exit %d, want %d", code, exitInterrupt)
-	}
-}
-
-// newHotPath loads stories260K and returns the Go loop of tg on it.
-func newHotPath(tb testing.TB) *goLoop {
-	tb.Helper()
-	m, err := llama.Load(context.Background(), modelPath(tb, "stories260K.gguf"))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { m.Close() })
-	c, err := m.NewContext(llama.WithContextSize(512), llama.WithThreads(1), llama.WithBatchThreads(1))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	l, err := newGoLoop(c)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(l.close)
-	return l
-}
-
-// TestBenchHotPathAllocs checks that generating a token through the Go
-// loop (Batch.Clear, Batch.Add, Context.Decode, Context.Synchronize)
-// allocates nothing.
-func TestBenchHotPathAllocs(t *testing.T) {
-	l := newHotPath(t)
-	pos := 0
-	step := func() {
-		if err := l.step(l.token(), pos); err != nil {
-			t.Fatal(err)
-		}
-		pos++
-	}
-	step() // first use sizes the context's buffers
-	if n := testing.AllocsPerRun(100, step); n != 0 {
-		t.Errorf("%v allocations per generated token, want 0", n)
-	}
-}
-
-// BenchmarkTokenGo is the Go loop's cost per generated token (tg) on
-// stories260K, where the binding's overhead shows most; compare with
-// BenchmarkTokenNative.
-func BenchmarkTokenGo(b *testing.B) {
-	l := newHotPath(b)
-	n := l.c.ContextSize()
-	b.ReportAllocs()
-	pos := 0
-	for b.Loop() {
-		if pos == n {
-			l.c.ClearMemory()
-			pos = 0
-		}
-		if err := l.step(l.token(), pos); err != nil {
-			b.Fatal(err)
-		}
-		pos++
-	}
-}
-
-// BenchmarkTokenNative is llama-bench's C loop per generated token, called
-// once per token (a cgo call per token, as the Go loop makes several).
-func BenchmarkTokenNative(b *testing.B) {
-	l := newHotPath(b)
-	n := l.c.ContextSize()
-	b.ReportAllocs()
-	pos := 0
-	for b.Loop() {
-		if pos == n {
-			l.c.ClearMemory()
-			pos = 0
-		}
-		if _, err := l.c.NativeBench(0, 1, 1); err != nil {
-			b.Fatal(err)
-		}
-		pos++
-	}
-}
-
-// BenchmarkPrompt64Go and BenchmarkPrompt64Native time pp64 on
-// stories260K: one batch of 64 tokens.
-func BenchmarkPrompt64Go(b *testing.B) {
-	l := newHotPath(b)
-	b.ReportAllocs()
-	for b.Loop() {
-		l.c.ClearMemory()
-		if _, err := l.run(64, 0); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
-
-func BenchmarkPrompt64Native(b *testing.B) {
-	l := newHotPath(b)
-	b.ReportAllocs()
-	for b.Loop() {
-		l.c.ClearMemory()
-		if _, err := l.c.NativeBench(64, 0, l.nBatch); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
-
-// TestInterleaveTG: both loops decode positions 0..nGen-1 in chunks, the
-// one going first alternating, over a cache that holds nGen positions at
-// the end; each loop's time is the sum of its chunks.
-func TestInterleaveTG(t *testing.T) {
-	l := newHotPath(t)
-	type call struct{ side, from, n int }
-	var calls []call
-	var run [2]func(int, int) (time.Duration, error)
-	for side := range 2 {
-		run[side] = func(nPrompt, nGen int) (time.Duration, error) {
-			_, hi, err := l.c.PositionRange(0)
-			if err != nil {
-				return 0, err
-			}
-			calls = append(calls, call{side, hi + 1, nGen})
-			if _, err := l.run(nPrompt, nGen); err != nil {
-				return 0, err
-			}
-			return time.Duration(side+1) * time.Millisecond, nil
-		}
-	}
-	if err := l.c.ClearMemory(); err != nil {
-		t.Fatal(err)
-	}
-	total, err := interleaveTG(l.c, run, 20, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := []call{{1, 0, 8}, {0, 0, 8}, {0, 8, 8}, {1, 8, 8}, {1, 16, 4}, {0, 16, 4}}
-	if !slices.Equal(calls, want) {
-		t.Errorf("calls (side, first position, tokens) = %v, want %v", calls, want)
-	}
-	if total != [2]time.Duration{3 * time.Millisecond, 6 * time.Millisecond} {
-		t.Errorf("totals %v, want [3ms 6ms]", total)
-	}
-	if lo, hi, err := l.c.PositionRange(0); err != nil || lo != 0 || hi != 19 {
-		t.Errorf("cache holds positions %d..%d (%v), want 0..19", lo, hi, err)
 	}
 }

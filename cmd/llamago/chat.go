@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"os"
 	"slices"
 	"strings"
@@ -208,9 +207,6 @@ func runChat(ctx context.Context, opts *chatOptions) error {
 	}
 
 	sampling := opts.Gen.samplerOptions(grammar)
-	if opts.Gen.IgnoreEOS {
-		sampling = append(sampling, banEOG(model))
-	}
 	sessOpts := []chat.Option{
 		chat.WithSystem(system),
 		chat.WithSampling(sampling...),
@@ -227,7 +223,12 @@ func runChat(ctx context.Context, opts *chatOptions) error {
 	if !opts.ShowThinking {
 		sessOpts = append(sessOpts, chat.WithHiddenThinking())
 	}
-	sess, err := chat.NewSession(lctx, tmpl, sessOpts...)
+	seq, err := lctx.NewSequence()
+	if err != nil {
+		return err
+	}
+	defer seq.Close()
+	sess, err := chat.NewSession(seq, tmpl, sessOpts...)
 	if err != nil {
 		return err
 	}
@@ -244,19 +245,6 @@ func runChat(ctx context.Context, opts *chatOptions) error {
 		return c.runInteractive(ctx, opts.IO.In.(*os.File))
 	}
 	return c.runLines(ctx, input)
-}
-
-// banEOG bans the model's end-of-generation tokens, as
-// llama.WithIgnoreEOS does for a generation (a Session takes sampling
-// options only).
-func banEOG(m *llama.Model) llama.SamplerOption {
-	bias := map[llama.TokenID]float32{}
-	for t := range llama.TokenID(m.VocabSize()) {
-		if m.IsEOG(t) {
-			bias[t] = float32(math.Inf(-1))
-		}
-	}
-	return llama.WithLogitBias(bias)
 }
 
 // isTTY reports whether v is a terminal (unlike run's isTerminal, which

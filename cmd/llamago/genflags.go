@@ -167,6 +167,9 @@ func (o *runOptions) samplerOptions(grammar string) []llama.SamplerOption {
 	if grammar != "" {
 		sampling = append(sampling, llama.WithGrammar(grammar, ""))
 	}
+	if o.IgnoreEOS {
+		sampling = append(sampling, llama.WithIgnoreEOS())
+	}
 	return sampling
 }
 

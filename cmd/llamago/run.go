@@ -342,9 +342,6 @@ func runRun(ctx context.Context, opts *runOptions) error {
 		llama.WithSampling(opts.samplerOptions(grammar)...),
 		llama.WithStats(&stats),
 	}
-	if opts.IgnoreEOS {
-		gen = append(gen, llama.WithIgnoreEOS())
-	}
 
 	// Streamed text goes out unbuffered, so every token reaches the reader
 	// as it is made. An echoed prompt goes out with the first text, so it

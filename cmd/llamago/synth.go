@@ -33,7 +33,7 @@ type synthOptions struct {
 }
 
 // synthArchs are the architectures Synthesize knows.
-var synthArchs = []string{"llama", "qwen2", "bert"}
+var synthArchs = []string{"llama", "qwen2", "bert", "mamba"}
 
 func newSynthCmd(streams *iostreams, runF func(*synthOptions) error) *cobra.Command {
 	opts := &synthOptions{IO: streams}

@@ -6,10 +6,13 @@ package testllama
 
 import (
 	"context"
+	"path/filepath"
 	"testing"
 
+	"github.com/llamago/llamago/gguf"
 	"github.com/llamago/llamago/internal/testmodels"
 	"github.com/llamago/llamago/llama"
+	"github.com/llamago/llamago/models"
 )
 
 // Load loads the test model file name.
@@ -34,4 +37,28 @@ func NewContext(t testing.TB, m *llama.Model, opts ...llama.ContextOption) *llam
 	}
 	t.Cleanup(func() { c.Close() })
 	return c
+}
+
+// Synth writes a synthetic model of one of package models' shapes (with
+// the llama SPM test vocabulary, seed 1) to a temporary file and loads it:
+// "tiny-mamba" for a recurrent model, say.
+func Synth(t testing.TB, shape string, opts ...llama.ModelOption) *llama.Model {
+	t.Helper()
+	s, ok := models.LookupShape(shape)
+	if !ok {
+		t.Fatalf("no shape %q", shape)
+	}
+	path := filepath.Join(t.TempDir(), shape+".gguf")
+	err := models.SynthesizeFile(path, models.SynthOptions{
+		Shape: s, Vocab: testmodels.Path(t, "vocab/ggml-vocab-llama-spm.gguf"), Type: gguf.TensorF32, Seed: 1,
+	})
+	if err != nil {
+		t.Fatalf("synthesize %s: %v", shape, err)
+	}
+	m, err := llama.Load(context.Background(), path, opts...)
+	if err != nil {
+		t.Fatalf("Load(%s): %v", shape, err)
+	}
+	t.Cleanup(func() { m.Close() })
+	return m
 }

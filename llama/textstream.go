@@ -1,4 +1,4 @@
-package server
+package llama
 
 import (
 	"strings"
@@ -6,40 +6,46 @@ import (
 )
 
 // textStream turns the pieces of generated tokens into text that is safe
-// to send: it never ends inside a UTF-8 character (a piece may hold part of
-// one), never sends a stop string, and holds back a tail that could be the
-// start of one until the next piece settles it.
+// to release: it never ends inside a UTF-8 character (a piece may hold part
+// of one), never releases a stop string, and holds back a tail that could
+// be the start of one until the next piece settles it. Generate runs every
+// generation's text through one, and so do the packages built on it.
 type textStream struct {
 	stops   []string
 	pending []byte // text received but not yet released
 }
 
-// push adds the next piece and returns the text that can be released. With
-// stopped, a stop string matched: out is the text before it, and the rest
-// is dropped.
-func (s *textStream) push(piece string) (out string, stopped bool) {
-	if len(s.pending) == 0 && len(s.stops) == 0 && completeUTF8(piece) == len(piece) {
-		return piece, false
+// push adds the next piece and returns the text that can be released.
+// When a stop string matches, stop is its index in stops and out is the
+// text before it (the rest is dropped); otherwise stop is -1. Of several
+// matches the one that starts first in the text wins. With flush,
+// everything pending is released.
+func (s *textStream) push(piece string, flush bool) (out string, stop int) {
+	if len(s.pending) == 0 && len(s.stops) == 0 && (flush || completeUTF8(piece) == len(piece)) {
+		return piece, -1 // the common case: no copy
 	}
 	old := len(s.pending)
 	s.pending = append(s.pending, piece...)
 	// A match must end inside the new piece: earlier text was checked.
 	cut := -1
-	for _, stop := range s.stops {
-		from := max(0, old-len(stop)+1)
-		if i := strings.Index(string(s.pending[from:]), stop); i >= 0 && (cut < 0 || from+i < cut) {
-			cut = from + i
+	for i, st := range s.stops {
+		from := max(0, old-len(st)+1)
+		if j := strings.Index(string(s.pending[from:]), st); j >= 0 && (cut < 0 || from+j < cut) {
+			cut, stop = from+j, i
 		}
 	}
 	if cut >= 0 {
 		out = string(s.pending[:cut])
 		s.pending = s.pending[:0]
-		return out, true
+		return out, stop
 	}
-	n := min(completeUTF8(s.pending), len(s.pending)-s.stopPrefix())
+	n := len(s.pending)
+	if !flush {
+		n = min(completeUTF8(s.pending), n-s.stopPrefix())
+	}
 	out = string(s.pending[:n])
 	s.pending = append(s.pending[:0], s.pending[n:]...)
-	return out, false
+	return out, -1
 }
 
 // flush releases everything held back, at the end of a generation.
@@ -53,9 +59,9 @@ func (s *textStream) flush() string {
 // a proper prefix of a stop string.
 func (s *textStream) stopPrefix() int {
 	best := 0
-	for _, stop := range s.stops {
-		for k := min(len(stop)-1, len(s.pending)); k > best; k-- {
-			if string(s.pending[len(s.pending)-k:]) == stop[:k] {
+	for _, st := range s.stops {
+		for k := min(len(st)-1, len(s.pending)); k > best; k-- {
+			if string(s.pending[len(s.pending)-k:]) == st[:k] {
 				best = k
 				break
 			}
