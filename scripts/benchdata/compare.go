@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -148,6 +149,9 @@ func (cmp comparison) file(resDir string, c compareCase, side, round int) string
 func (cmp comparison) measure(ctx context.Context, resDir string) error {
 	warnLoad()
 	for _, s := range shapes {
+		if !slices.ContainsFunc(cmp.cases, func(c compareCase) bool { return strings.Contains(c.model, "/"+s+"/") }) {
+			continue // -quick: stories260K only
+		}
 		if err := prepare(ctx, s); err != nil {
 			return err
 		}
