@@ -40,6 +40,7 @@ type Context struct {
 	closed bool
 
 	tp, tpBatch *C.struct_ggml_threadpool // CPU threads (see setThreads)
+	tpSize      [2]int                    // their threads
 	// abort is llama.cpp's abort flag: set while a decode's ctx is done, or
 	// while the context closes; read by llamago_abort during a decode. The
 	// goroutines that watch a ctx set it without c.mu, so the pointer is

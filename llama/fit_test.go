@@ -114,7 +114,8 @@ func TestPlanFitCPUOnly(t *testing.T) {
 	// tokens (the micro-batch is capped by the context): the feed-forward
 	// and residual stream plus, without flash attention, the scores of 8
 	// heads over 256 cells; and the input embeddings.
-	if c := p.Devices[0].Compute; c != 4*256*(2*64+2*128)+4*256*8*256+4*256*2*64 {
+	// The attention mask, 256 × 256 floats, is counted too.
+	if c := p.Devices[0].Compute; c != 4*256*(2*64+2*128)+4*256*8*256+4*256*256+4*256*2*64 {
 		t.Errorf("CPU compute %d", c)
 	}
 }

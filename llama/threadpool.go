@@ -28,6 +28,12 @@ const threadPoll = 4
 // threads for every graph. A pool owned by the context keeps the same
 // workers whatever thread calls Decode.
 func (c *Context) setThreads(n, nBatch int) {
+	if c.tp != nil && c.tpSize[0] >= n && c.tpSize[1] >= nBatch {
+		// The pools have the workers: a graph may use fewer threads than
+		// its pool holds, so only the counts change.
+		C.llama_set_n_threads(c.c, C.int32_t(n), C.int32_t(nBatch))
+		return
+	}
 	tp := C.llamago_threadpool_new(C.int32_t(n), threadPoll)
 	tpBatch := tp
 	if nBatch != n && tp != nil {
@@ -44,6 +50,7 @@ func (c *Context) setThreads(n, nBatch int) {
 	C.llama_set_n_threads(c.c, C.int32_t(n), C.int32_t(nBatch))
 	c.freePools(c.tp, c.tpBatch)
 	c.tp, c.tpBatch = tp, tpBatch
+	c.tpSize = [2]int{n, nBatch}
 }
 
 // freePools frees a generation pool and a batch pool, which may be one.

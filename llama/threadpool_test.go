@@ -21,7 +21,8 @@ func osThreads(t *testing.T) int {
 
 // Each context owns its CPU threads: a pool of n-1 workers for generation
 // and one of nBatch-1 for batches, started with the context, joined when
-// it closes, and rebuilt by SetThreads. Greedy text does not depend on
+// it closes, and rebuilt by SetThreads when it asks for more threads than
+// they hold. Greedy text does not depend on
 // the thread count. (At most two threads: more threads than cores make
 // ggml's spinning barriers wait for preempted threads at every operation.)
 func TestContextThreadpools(t *testing.T) {
