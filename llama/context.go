@@ -39,8 +39,9 @@ type Context struct {
 	mem    C.llama_memory_t
 	closed bool
 
-	tp, tpBatch *C.struct_ggml_threadpool // CPU threads (see setThreads)
-	tpSize      [2]int                    // their threads
+	tp, tpBatch *C.struct_ggml_threadpool      // CPU threads (see setThreads)
+	tpSize      [2]int                         // their threads
+	retired     [][2]*C.struct_ggml_threadpool // replaced by SetThreads
 	// abort is llama.cpp's abort flag: set while a decode's ctx is done, or
 	// while the context closes; read by llamago_abort during a decode. The
 	// goroutines that watch a ctx set it without c.mu, so the pointer is
@@ -450,8 +451,7 @@ func (c *Context) free() bool {
 		return false
 	}
 	C.llama_free(c.c)
-	c.freePools(c.tp, c.tpBatch)
-	c.tp, c.tpBatch = nil, nil
+	c.freeAllPools()
 	c.sched.shutdown() // every generation ends with ErrClosed
 	c.releaseAdapters()
 	c.abortMu.Lock()
@@ -493,7 +493,9 @@ func (c *Context) Sequences() int { return c.nSeqMax }
 // Pooling is the pooling type in effect for embeddings.
 func (c *Context) Pooling() Pooling { return c.pooling }
 
-// SetThreads changes the generation and batch thread counts.
+// SetThreads changes the generation and batch thread counts. Counts that
+// fit in the context's threadpools reuse them; larger ones make new pools,
+// and the old ones are kept until Close (their workers sleep).
 func (c *Context) SetThreads(n, nBatch int) error {
 	if n < 1 || nBatch < 1 || n > 1024 || nBatch > 1024 {
 		return invalidArg("threads %d, batch threads %d", n, nBatch)

@@ -48,9 +48,24 @@ func (c *Context) setThreads(n, nBatch int) {
 		tp, tpBatch = nil, nil
 	}
 	C.llama_set_n_threads(c.c, C.int32_t(n), C.int32_t(nBatch))
-	c.freePools(c.tp, c.tpBatch)
+	// The CPU backend still points at the old pools, and pauses the one
+	// it leaves when the next graph switches to a new one: they are freed
+	// with the context, not now (freeing them hung that next decode).
+	if c.tp != nil {
+		c.retired = append(c.retired, [2]*C.struct_ggml_threadpool{c.tp, c.tpBatch})
+	}
 	c.tp, c.tpBatch = tp, tpBatch
 	c.tpSize = [2]int{n, nBatch}
+}
+
+// freeAllPools frees the context's pools, current and retired, after
+// llama_free.
+func (c *Context) freeAllPools() {
+	for _, r := range c.retired {
+		c.freePools(r[0], r[1])
+	}
+	c.freePools(c.tp, c.tpBatch)
+	c.tp, c.tpBatch, c.retired = nil, nil, nil
 }
 
 // freePools frees a generation pool and a batch pool, which may be one.
