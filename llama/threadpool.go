@@ -34,10 +34,13 @@ func (c *Context) setThreads(n, nBatch int) {
 		C.llama_set_n_threads(c.c, C.int32_t(n), C.int32_t(nBatch))
 		return
 	}
-	tp := C.llamago_threadpool_new(C.int32_t(n), threadPoll)
+	// New pools are never smaller than the ones they replace, so that
+	// SetThreads going back and forth makes no more of them.
+	size := [2]int{max(n, c.tpSize[0]), max(nBatch, c.tpSize[1])}
+	tp := C.llamago_threadpool_new(C.int32_t(size[0]), threadPoll)
 	tpBatch := tp
-	if nBatch != n && tp != nil {
-		tpBatch = C.llamago_threadpool_new(C.int32_t(nBatch), threadPoll)
+	if size[1] != size[0] && tp != nil {
+		tpBatch = C.llamago_threadpool_new(C.int32_t(size[1]), threadPoll)
 	}
 	if tp != nil && tpBatch != nil {
 		C.llama_attach_threadpool(c.c, tp, tpBatch)
@@ -55,7 +58,9 @@ func (c *Context) setThreads(n, nBatch int) {
 		c.retired = append(c.retired, [2]*C.struct_ggml_threadpool{c.tp, c.tpBatch})
 	}
 	c.tp, c.tpBatch = tp, tpBatch
-	c.tpSize = [2]int{n, nBatch}
+	if tp != nil {
+		c.tpSize = size
+	}
 }
 
 // freeAllPools frees the context's pools, current and retired, after

@@ -59,6 +59,20 @@ func TestContextThreadpools(t *testing.T) {
 	if got := mustGenerate(t, cs[0], storiesPrompt, greedy(40)...).text; got != want {
 		t.Errorf("after SetThreads(1, 2): %q, want %q", got, want)
 	}
+	// Going back and forth reuses the pools, which are never made smaller.
+	n0 := osThreads(t)
+	for i := range 20 {
+		if err := cs[0].SetThreads(1+i%2, 2-i%2); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := osThreads(t) - n0; got > 0 {
+		t.Errorf("20 calls of SetThreads between (1, 2) and (2, 1) started %d OS threads", got)
+	}
+	cs[0].ClearMemory()
+	if got := mustGenerate(t, cs[0], storiesPrompt, greedy(40)...).text; got != want {
+		t.Errorf("after SetThreads back and forth: %q, want %q", got, want)
+	}
 	for _, c := range cs {
 		c.Close()
 		c.Close()
