@@ -8,6 +8,9 @@ GO      ?= go
 PORTABLE ?= 0
 MODELS  ?= ../shared/models
 PROMPT  ?= Once upon a time
+# Where make system-llama installs llama.cpp built by its own CMake (the
+# baseline of make bench links it); set before the rules that name it.
+SYSTEM_LLAMA ?= $(HOME)/.cache/llamago/system-llama
 export PORTABLE
 
 CGOENV := eval "$$(sh scripts/cgo-env.sh)" &&
@@ -127,7 +130,6 @@ bench-cmake: build build-system
 #                      from the pinned module into $(SYSTEM_LLAMA)
 #   make test-system   runs the llama and cmd/llamago tests against them,
 #                      built with -tags llama_system
-SYSTEM_LLAMA ?= $(HOME)/.cache/llamago/system-llama
 SYSTEM_ENV   := eval "$$(sh scripts/cgo-env-system.sh)" && \
 	export PKG_CONFIG_PATH="$(SYSTEM_LLAMA)/lib/pkgconfig" LD_LIBRARY_PATH="$(SYSTEM_LLAMA)/lib" &&
 

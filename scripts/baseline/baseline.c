@@ -13,7 +13,10 @@
 // this program can be compared process by process.
 //
 // Usage: llamago-baseline -m MODEL [-p N] [-n N] [-r N] [-t N] [-fa 0|1]
-//                         [-b N] [-ub N] [--poll N]
+//                         [-b N] [-ub N] [--poll N] [-pl N]
+//
+// -pl N times tg as N sequences generating at once (a token of each in
+// every decode); its test is named tgNxN, its tokens count every sequence.
 #include <inttypes.h>
 #include <math.h>
 #include <stdbool.h>
@@ -28,7 +31,7 @@
 
 struct options {
     const char * model;
-    int          n_prompt, n_gen, reps, threads, flash_attn, n_batch, n_ubatch, poll;
+    int          n_prompt, n_gen, reps, threads, flash_attn, n_batch, n_ubatch, poll, n_parallel;
 };
 
 static int64_t now_ns(void) {
@@ -81,6 +84,30 @@ static bool gen_pass(struct llama_context * ctx, int n_gen, uint64_t * s) {
     return true;
 }
 
+// gen_pass_seqs generates n_gen tokens in each of n_seq sequences at once:
+// every decode holds one token of each sequence, all with logits, as
+// llama-batched-bench and a server's continuous batching decode them.
+static bool gen_pass_seqs(struct llama_context * ctx, int n_gen, int n_seq, uint64_t * s) {
+    const struct llama_vocab * vocab   = llama_model_get_vocab(llama_get_model(ctx));
+    const int32_t              n_vocab = llama_vocab_n_tokens(vocab);
+    struct llama_batch         b       = llama_batch_init(n_seq, 0, 1);
+    bool                       ok      = true;
+    for (int i = 0; ok && i < n_gen; i++) {
+        b.n_tokens = n_seq;
+        for (int q = 0; q < n_seq; q++) {
+            b.token[q]     = i == 0 && llama_vocab_get_add_bos(vocab) ? llama_vocab_bos(vocab) : next_token(s, n_vocab);
+            b.pos[q]       = i;
+            b.n_seq_id[q]  = 1;
+            b.seq_id[q][0] = q;
+            b.logits[q]    = 1;
+        }
+        ok = llama_decode(ctx, b) == 0;
+        llama_synchronize(ctx);
+    }
+    llama_batch_free(b);
+    return ok;
+}
+
 static void print_json_string(const char * s) {
     putchar('"');
     for (; *s; s++) {
@@ -125,7 +152,9 @@ static const char * cpu_name(char * buf, size_t n) {
 // in a context of its own and prints its JSON line; false on failure.
 static bool run_test(struct llama_model * model, const struct options * o, int n_prompt, int n_gen) {
     struct llama_context_params cp = llama_context_default_params();
-    cp.n_ctx           = (uint32_t) (n_prompt + n_gen);
+    const int n_seq    = n_gen > 0 && o->n_parallel > 1 ? o->n_parallel : 1;
+    cp.n_ctx           = (uint32_t) ((n_prompt + n_gen) * n_seq);
+    cp.n_seq_max       = (uint32_t) n_seq;
     cp.n_batch         = (uint32_t) o->n_batch;
     cp.n_ubatch        = (uint32_t) o->n_ubatch;
     cp.n_threads       = o->threads;
@@ -156,7 +185,7 @@ static bool run_test(struct llama_model * model, const struct options * o, int n
         ok = prompt_pass(ctx, n_prompt, o->n_batch, &s);
     }
     if (ok && n_gen > 0) {
-        ok = gen_pass(ctx, 1, &s);
+        ok = n_seq > 1 ? gen_pass_seqs(ctx, 1, n_seq, &s) : gen_pass(ctx, 1, &s);
     }
     int64_t * samples = calloc((size_t) o->reps, sizeof(int64_t));
     ok                = ok && samples != NULL;
@@ -167,7 +196,7 @@ static bool run_test(struct llama_model * model, const struct options * o, int n
             ok = prompt_pass(ctx, n_prompt, o->n_batch, &s);
         }
         if (ok && n_gen > 0) {
-            ok = gen_pass(ctx, n_gen, &s);
+            ok = n_seq > 1 ? gen_pass_seqs(ctx, n_gen, n_seq, &s) : gen_pass(ctx, n_gen, &s);
         }
         samples[r] = now_ns() - t0;
     }
@@ -179,7 +208,7 @@ static bool run_test(struct llama_model * model, const struct options * o, int n
         return false;
     }
 
-    const double n_tok = n_prompt + n_gen;
+    const double n_tok = n_prompt + (double) n_gen * n_seq;
     double       m_ns = 0, m_ts = 0, v_ns = 0, v_ts = 0;
     for (int r = 0; r < o->reps; r++) {
         m_ns += (double) samples[r] / o->reps;
@@ -206,6 +235,9 @@ static bool run_test(struct llama_model * model, const struct options * o, int n
     printf(",\"model_size\":%" PRIu64 ",\"model_n_params\":%" PRIu64, llama_model_size(model), llama_model_n_params(model));
     printf(",\"n_batch\":%d,\"n_ubatch\":%d,\"n_threads\":%d,\"poll\":%d", o->n_batch, o->n_ubatch, o->threads, o->poll);
     printf(",\"type_k\":\"f16\",\"type_v\":\"f16\",\"n_gpu_layers\":0,\"flash_attn\":%d,\"use_mmap\":true", o->flash_attn);
+    if (n_seq > 1) {
+        printf(",\"n_parallel\":%d", n_seq);
+    }
     printf(",\"n_prompt\":%d,\"n_gen\":%d,\"n_depth\":0,\"test_time\":\"%s\"", n_prompt, n_gen, when);
     printf(",\"avg_ns\":%.0f,\"stddev_ns\":%.0f,\"avg_ts\":%.6f,\"stddev_ts\":%.6f", m_ns, sd_ns, m_ts, sd_ts);
     printf(",\"samples_ns\":[");
@@ -219,7 +251,11 @@ static bool run_test(struct llama_model * model, const struct options * o, int n
     if (n_gen == 0) {
         printf("],\"test\":\"pp%d\"}\n", n_prompt);
     } else {
-        printf("],\"test\":\"tg%d\"}\n", n_gen);
+        printf("],\"test\":\"tg%d", n_gen);
+        if (n_seq > 1) {
+            printf("x%d", n_seq);
+        }
+        printf("\"}\n");
     }
     fflush(stdout);
     free(samples);
@@ -235,12 +271,12 @@ static void quiet_log(enum ggml_log_level level, const char * text, void * user)
 
 static int usage(void) {
     fprintf(stderr,
-            "usage: llamago-baseline -m MODEL [-p N] [-n N] [-r N] [-t N] [-fa 0|1] [-b N] [-ub N] [--poll N]\n");
+            "usage: llamago-baseline -m MODEL [-p N] [-n N] [-r N] [-t N] [-fa 0|1] [-b N] [-ub N] [--poll N] [-pl N]\n");
     return 2;
 }
 
 int main(int argc, char ** argv) {
-    struct options o = { NULL, 512, 128, 5, 2, 0, 2048, 512, 50 };
+    struct options o = { NULL, 512, 128, 5, 2, 0, 2048, 512, 50, 1 };
     for (int i = 1; i < argc; i++) {
         if (i + 1 >= argc) {
             return usage();
@@ -268,6 +304,8 @@ int main(int argc, char ** argv) {
             dst = &o.n_ubatch;
         } else if (strcmp(k, "--poll") == 0) {
             dst = &o.poll;
+        } else if (strcmp(k, "-pl") == 0) {
+            dst = &o.n_parallel;
         } else {
             return usage();
         }
@@ -278,7 +316,7 @@ int main(int argc, char ** argv) {
         }
         *dst = (int) n;
     }
-    if (o.model == NULL || o.reps < 1 || o.threads < 1 || o.n_batch < 1 || o.n_ubatch < 1 ||
+    if (o.model == NULL || o.reps < 1 || o.threads < 1 || o.n_batch < 1 || o.n_ubatch < 1 || o.n_parallel < 1 ||
         (o.n_prompt == 0 && o.n_gen == 0)) {
         return usage();
     }
