@@ -129,6 +129,7 @@ func TestApplicationBuild(t *testing.T) {
 		"GONOSUMDB=github.com/llamago/llamago",
 		"GOFLAGS=-modcacherw",
 		"GOTOOLCHAIN=local",
+		"GOENV=off", // nor a go env -w file
 	}
 	if d := os.Getenv("TMPDIR"); d != "" {
 		env = append(env, "TMPDIR="+d)
