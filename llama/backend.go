@@ -20,8 +20,8 @@ import (
 // BackendSearchPath are loaded (BackendLoads), the backends are
 // initialised, a portable build may swap its CPU backend for a faster
 // library (CPUVariant), and a CPU backend built without the SIMD this CPU
-// has is reported (MissingCPUFeatures). Every entry point that reaches llama.cpp calls it
-// first.
+// has is reported (MissingCPUFeatures). Every entry point that reaches
+// llama.cpp calls it first.
 var initBackend = sync.OnceFunc(func() {
 	C.llama_log_set(C.ggml_log_callback(C.llamago_log), nil)
 	loadBackends()
