@@ -18,22 +18,30 @@ import (
 // initBackend is the package's one-time initialisation: llama.cpp's log
 // goes to SetLogger's logger, the GPU backend libraries of
 // BackendSearchPath are loaded (BackendLoads), the backends are
-// initialised, and a portable build may swap its CPU backend for a faster
-// library (CPUVariant). Every entry point that reaches llama.cpp calls it
-// first.
+// initialised, a portable build may swap its CPU backend for a faster
+// library (CPUVariant), and a CPU backend built without the SIMD this CPU
+// has is reported (MissingCPUFeatures). Every entry point that reaches
+// llama.cpp calls it first.
 var initBackend = sync.OnceFunc(func() {
 	C.llama_log_set(C.ggml_log_callback(C.llamago_log), nil)
 	loadBackends()
 	C.llama_backend_init()
 	loadCPUVariant()
+	checkCPUBuild()
 	logBuildInfo()
 })
 
 // SystemInfo returns llama.cpp's description of the CPU features and
 // backends compiled in, for example "CPU : AVX2 = 1 | ... | REPACK = 1".
+// If ggml's CPU code was built without SIMD features this CPU has
+// (MissingCPUFeatures), it ends with a warning that names them and the fix.
 func SystemInfo() string {
 	initBackend()
-	return strings.TrimSpace(C.GoString(C.llama_print_system_info()))
+	s := strings.TrimSpace(C.GoString(C.llama_print_system_info()))
+	if len(cpuMissing) > 0 {
+		s += " WARNING: " + cpuWarning()
+	}
+	return s
 }
 
 // DeviceType says what kind of hardware a Device is.

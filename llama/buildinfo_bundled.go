@@ -69,6 +69,12 @@ func loadSystemBackends() []BackendLoad { return nil }
 // default directories too, which scripts/build-cuda.sh fills.
 const defaultBackendDirs = true
 
+// cpuBuildFix ends the warning of checkCPUBuild: how to build ggml's CPU
+// code for this CPU.
+const cpuBuildFix = `build with the C flags of llamago's scripts/cgo-env.sh (-O3 -march=native): ` +
+	`eval "$(sh "$(go list -m -f '{{.Dir}}' github.com/llamago/llamago)/scripts/cgo-env.sh")" before go build ` +
+	`(llamago's README, "Building from your own module")`
+
 // stateFormatKnown says that checkSequenceState knows this llama.cpp's
 // sequence state layout: the pinned one.
 const stateFormatKnown = true

@@ -104,6 +104,10 @@ func loadSystemBackends() []BackendLoad {
 	return loads
 }
 
+// cpuBuildFix ends the warning of checkCPUBuild: how to build ggml's CPU
+// code for this CPU.
+const cpuBuildFix = "rebuild the installed llama.cpp with -DGGML_NATIVE=ON, or with -DGGML_BACKEND_DL=ON -DGGML_CPU_ALL_VARIANTS=ON"
+
 // stateFormatKnown says that checkSequenceState knows this llama.cpp's
 // sequence state layout: an installed llama.cpp may be another version,
 // whose own checks apply.

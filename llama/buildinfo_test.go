@@ -38,6 +38,17 @@ func TestBuildInfo(t *testing.T) {
 	if want := "github.com/ollama/ollama@" + string(m[1]); b.Source != want {
 		t.Errorf("Source %q, go.mod has %q: update ggmlSource in buildinfo_bundled.go", b.Source, want)
 	}
+	// cgo.go's include paths name the module's directory in the module
+	// cache.
+	cgo, err := os.ReadFile("cgo.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range regexp.MustCompile(`ollama/ollama@(v[^/]+)/`).FindAllSubmatch(cgo, -1) {
+		if string(v[1]) != string(m[1]) {
+			t.Errorf("cgo.go includes from github.com/ollama/ollama@%s, go.mod has %s", v[1], m[1])
+		}
+	}
 	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/ollama/ollama").Output()
 	if err != nil {
 		t.Skipf("go list: %v", err)

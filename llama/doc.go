@@ -63,9 +63,14 @@
 // llama.cpp's log goes to a log/slog Logger set with SetLogger; it is
 // discarded by default.
 //
-// Building needs the include paths of llama.cpp inside the pinned
-// github.com/ollama/ollama module: run the repository's Makefile, or
-// eval "$(scripts/cgo-env.sh)" before go build. llama.cpp's JSON Schema
-// converter also needs the nlohmann/json headers from the system (Debian:
-// nlohmann-json3-dev; `make deps` installs them).
+// A module that requires llamago builds with plain go build: the include
+// paths of llama.cpp inside the pinned github.com/ollama/ollama module are
+// relative to this package's directory in the module cache (cgo.go). From
+// a checkout (a replace directive, go.work) they come from
+// scripts/cgo-env.sh, which the repository's Makefile uses. llama.cpp's
+// JSON Schema converter also needs the nlohmann/json headers from the
+// system (Debian: nlohmann-json3-dev; `make deps` installs them). Without
+// scripts/cgo-env.sh's -march=native, ggml's CPU code is generic and
+// several times slower: the package warns at its initialisation when the
+// CPU has SIMD features the build left out (MissingCPUFeatures).
 package llama

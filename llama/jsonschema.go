@@ -24,6 +24,9 @@ import (
 	// a few static tables, and no network code (LLAMA_USE_CURL stays
 	// undefined).
 	_ "github.com/ollama/ollama/llama/llama.cpp/common"
+
+	// Says what to install when the C++ compiler lacks nlohmann/json.
+	_ "github.com/llamago/llamago/internal/cdeps"
 )
 
 // ErrInvalidSchema is returned by JSONSchemaGrammar for a schema that is
