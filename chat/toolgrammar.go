@@ -1,0 +1,245 @@
+package chat
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+
+	"github.com/llamago/llamago/llama"
+)
+
+// ErrInvalidTool is returned for a tool definition that cannot be used: a
+// name that is not 1 to 64 letters, digits, '_', '-' or '.', a duplicate
+// name, or a parameters schema that is not a JSON object or that
+// llama.JSONSchemaGrammar refuses.
+var ErrInvalidTool = errors.New("chat: invalid tool")
+
+// MaxTools is the most tools ToolGrammar takes.
+const MaxTools = 128
+
+var toolName = regexp.MustCompile(`^[a-zA-Z0-9_.-]{1,64}$`)
+
+// ToolChoice says whether and which tools the model must call.
+type ToolChoice struct {
+	// Mode is ToolAuto, ToolRequired or ToolNone.
+	Mode ToolMode
+	// Name, if set, is the one tool the model must call (Mode is then
+	// ToolRequired).
+	Name string
+	// Single allows one call per reply (OpenAI's parallel_tool_calls
+	// false); by default a reply may make several.
+	Single bool
+}
+
+// ToolMode is OpenAI's tool_choice: auto, required or none.
+type ToolMode int
+
+const (
+	// ToolAuto lets the model choose between text and calls; the grammar
+	// constrains a call once the model writes its format's marker.
+	ToolAuto ToolMode = iota
+	// ToolRequired makes the model call a tool: the whole reply is
+	// constrained to calls.
+	ToolRequired
+	// ToolNone: no calls; the tools are still shown to the model.
+	ToolNone
+)
+
+// ToolGrammar is a grammar that constrains a reply's tool calls.
+type ToolGrammar struct {
+	// GBNF is the grammar, Root its start rule.
+	GBNF, Root string
+	// Triggers, if any, are the regular expressions (matched against the
+	// whole reply so far) on which the grammar starts: until one matches,
+	// the reply is free.
+	Triggers []string
+}
+
+// SamplerOption returns the option that applies the grammar: lazy when it
+// has triggers.
+func (g ToolGrammar) SamplerOption() llama.SamplerOption {
+	if len(g.Triggers) > 0 {
+		return llama.WithLazyGrammar(g.GBNF, g.Root, g.Triggers, nil)
+	}
+	return llama.WithGrammar(g.GBNF, g.Root)
+}
+
+// toolRoot is the start rule of tool grammars; the converter's rules never
+// take this name (it names them after "root" and the schema's
+// properties).
+const toolRoot = "llamago-tool-calls"
+
+// ToolGrammar builds the grammar that makes a reply's calls valid in
+// format f: each call names one of tools (or choice.Name) and its
+// arguments match that tool's parameters schema, converted with
+// llama.JSONSchemaGrammar. With ToolRequired (or a name) the whole reply
+// is calls; with ToolAuto the grammar is lazy, starting at the format's
+// marker (for the generic and Llama 3 formats, a reply that begins with
+// "{"). ToolNone has no grammar: ok is false.
+func (f ToolFormat) Grammar(tools []Tool, choice ToolChoice) (g ToolGrammar, ok bool, err error) {
+	if choice.Mode == ToolNone || len(tools) == 0 {
+		return ToolGrammar{}, false, nil
+	}
+	if len(tools) > MaxTools {
+		return ToolGrammar{}, false, fmt.Errorf("%w: %d tools, at most %d", ErrInvalidTool, len(tools), MaxTools)
+	}
+	var chosen []Tool
+	seen := map[string]bool{}
+	for _, t := range tools {
+		name := t.Function.Name
+		if !toolName.MatchString(name) {
+			return ToolGrammar{}, false, fmt.Errorf("%w: name %q must be 1 to 64 letters, digits, '_', '-' or '.'", ErrInvalidTool, name)
+		}
+		if seen[name] {
+			return ToolGrammar{}, false, fmt.Errorf("%w: two tools named %q", ErrInvalidTool, name)
+		}
+		seen[name] = true
+		if choice.Name == "" || choice.Name == name {
+			chosen = append(chosen, t)
+		}
+	}
+	if len(chosen) == 0 {
+		return ToolGrammar{}, false, fmt.Errorf("%w: tool_choice names %q, which is not one of the tools", ErrInvalidTool, choice.Name)
+	}
+	// One schema whose alternatives are the tools' parameters: the
+	// converter makes a rule of each, named in the root rule.
+	alts := make([]json.RawMessage, len(chosen))
+	for i, t := range chosen {
+		p, err := parametersSchema(t.Function.Parameters)
+		if err != nil {
+			return ToolGrammar{}, false, fmt.Errorf("%w: %s: %w", ErrInvalidTool, t.Function.Name, err)
+		}
+		alts[i] = p
+	}
+	schema, _ := json.Marshal(map[string]any{"anyOf": alts})
+	conv, err := llama.JSONSchemaGrammar(string(schema))
+	if err != nil {
+		return ToolGrammar{}, false, fmt.Errorf("%w: the parameters schemas: %w", ErrInvalidTool, err)
+	}
+	rules, err := alternativeRules(conv, len(chosen))
+	if err != nil {
+		return ToolGrammar{}, false, err
+	}
+	var b strings.Builder
+	b.WriteString(conv)
+	b.WriteString("\n")
+	calls := make([]string, len(chosen))
+	for i, t := range chosen {
+		calls[i] = f.callRule(t.Function.Name, rules[i])
+	}
+	fmt.Fprintf(&b, "llamago-call ::= %s\n", strings.Join(calls, " | "))
+	b.WriteString(f.rootRule(!choice.Single))
+	g = ToolGrammar{GBNF: b.String(), Root: toolRoot}
+	if choice.Mode == ToolAuto && choice.Name == "" {
+		g.Triggers = f.triggers()
+	}
+	return g, true, nil
+}
+
+// parametersSchema is a tool's parameters as a JSON schema object
+// (absent: an object of any properties).
+func parametersSchema(p any) (json.RawMessage, error) {
+	if p == nil {
+		return json.RawMessage(`{"type":"object"}`), nil
+	}
+	b, err := json.Marshal(p)
+	if err != nil {
+		return nil, err
+	}
+	if s := strings.TrimSpace(string(b)); s == "null" {
+		return json.RawMessage(`{"type":"object"}`), nil
+	} else if !strings.HasPrefix(s, "{") {
+		return nil, errors.New("parameters must be a JSON schema object")
+	}
+	return b, nil
+}
+
+// alternativeRules returns the rule names of the root's n alternatives.
+func alternativeRules(g string, n int) ([]string, error) {
+	for line := range strings.SplitSeq(g, "\n") {
+		rest, ok := strings.CutPrefix(line, "root ::= ")
+		if !ok {
+			continue
+		}
+		names := strings.Split(strings.TrimSpace(rest), " | ")
+		if len(names) != n {
+			break
+		}
+		for _, nm := range names {
+			if !ruleName.MatchString(nm) {
+				return nil, fmt.Errorf("%w: unexpected grammar from the parameters schemas", ErrInvalidTool)
+			}
+		}
+		return names, nil
+	}
+	return nil, fmt.Errorf("%w: unexpected grammar from the parameters schemas", ErrInvalidTool)
+}
+
+var ruleName = regexp.MustCompile(`^[a-zA-Z0-9-]+$`)
+
+// lit is a GBNF literal of s.
+func lit(s string) string {
+	r := strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`, "\r", `\r`, "\t", `\t`)
+	return `"` + r.Replace(s) + `"`
+}
+
+// callRule is the GBNF of one call of tool name with arguments rule args.
+func (f ToolFormat) callRule(name, args string) string {
+	switch f {
+	case ToolFormatLlama3:
+		return fmt.Sprintf(`%s %s "}"`, lit(`{"name": "`+name+`", "parameters": `), args)
+	case ToolFormatCommandR, ToolFormatCommandR7B:
+		return fmt.Sprintf(`%s %s "}"`, lit(`{"tool_name": "`+name+`", "parameters": `), args)
+	case ToolFormatDeepSeekR1:
+		return fmt.Sprintf(`%s %s %s`, lit(markDSCall+"function"+markDSSep+name+"\n```json\n"), args, lit("\n```"+markDSCallEnd))
+	case ToolFormatHermes:
+		return fmt.Sprintf(`%s %s %s`, lit(markHermesOpen+"\n"+`{"name": "`+name+`", "arguments": `), args, lit("}\n"+markHermesClose))
+	}
+	return fmt.Sprintf(`%s %s "}"`, lit(`{"name": "`+name+`", "arguments": `), args)
+}
+
+// rootRule is the start rule: the format's calls, one or several.
+func (f ToolFormat) rootRule(many bool) string {
+	list := func(sep string) string {
+		if many {
+			return fmt.Sprintf(`llamago-call (%s llamago-call)*`, lit(sep))
+		}
+		return "llamago-call"
+	}
+	var body string
+	switch f {
+	case ToolFormatLlama3:
+		body = `"<|python_tag|>"? llamago-call` // one call: Llama 3 makes one per turn
+	case ToolFormatHermes:
+		body = list("\n")
+	case ToolFormatMistral:
+		body = lit(markMistral+"[") + " " + list(", ") + ` "]"`
+	case ToolFormatCommandR:
+		body = lit(markCmdROpen+"\n[") + " " + list(",\n") + " " + lit("]\n"+markCmdRClose)
+	case ToolFormatCommandR7B:
+		body = lit(markCmdR7BOpen+"[") + " " + list(", ") + " " + lit("]"+markCmdR7BClose)
+	case ToolFormatDeepSeekR1:
+		body = lit(markDSOpen) + " " + list("\n") + " " + lit(markDSClose)
+	case ToolFormatPhi4:
+		body = lit(markPhi4Open+"[") + " " + list(", ") + " " + lit("]"+markPhi4Close)
+	default:
+		body = lit(`{"tool_calls": [`) + " " + list(", ") + ` "]}"`
+	}
+	return toolRoot + " ::= " + body + "\n"
+}
+
+// triggers are the lazy grammar's patterns: the reply so far ends with
+// the format's opening marker (the capture, where the grammar starts).
+func (f ToolFormat) triggers() []string {
+	var pats []string
+	for _, b := range f.blocks() {
+		if b.atStart {
+			pats = append(pats, `\s*(\{)[\s\S]*`)
+			continue
+		}
+		pats = append(pats, `[\s\S]*?(`+regexp.QuoteMeta(b.open)+`)[\s\S]*`)
+	}
+	return pats
+}
