@@ -16,8 +16,12 @@ import (
 // llama.JSONSchemaGrammar refuses.
 var ErrInvalidTool = errors.New("chat: invalid tool")
 
-// MaxTools is the most tools ToolGrammar takes.
+// MaxTools is the most tools Grammar takes.
 const MaxTools = 128
+
+// MaxParallelCalls is the most calls the grammar lets one reply make, so
+// that a model that would go on calling forever ends its reply.
+const MaxParallelCalls = 8
 
 var toolName = regexp.MustCompile(`^[a-zA-Z0-9_.-]{1,64}$`)
 
@@ -204,7 +208,7 @@ func (f ToolFormat) callRule(name, args string) string {
 func (f ToolFormat) rootRule(many bool) string {
 	list := func(sep string) string {
 		if many {
-			return fmt.Sprintf(`llamago-call (%s llamago-call)*`, lit(sep))
+			return fmt.Sprintf(`llamago-call (%s llamago-call){0,%d}`, lit(sep), MaxParallelCalls-1)
 		}
 		return "llamago-call"
 	}
