@@ -60,10 +60,10 @@ type jsonSchemaSpec struct {
 // chatRequest is the body of POST /v1/chat/completions.
 type chatRequest struct {
 	samplingParams
-	Messages            []chatMessage   `json:"messages"`
-	MaxCompletionTokens *int            `json:"max_completion_tokens"`
-	Logprobs            *bool           `json:"logprobs"`
-	TopLogprobs         *int            `json:"top_logprobs"`
+	Messages            []chatMessage     `json:"messages"`
+	MaxCompletionTokens *int              `json:"max_completion_tokens"`
+	Logprobs            *bool             `json:"logprobs"`
+	TopLogprobs         *int              `json:"top_logprobs"`
 	Tools               []json.RawMessage `json:"tools"`
 	ToolChoice          *toolChoice       `json:"tool_choice"`
 	ParallelToolCalls   *bool             `json:"parallel_tool_calls"`

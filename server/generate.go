@@ -24,8 +24,8 @@ type genParams struct {
 	sampling     []llama.SamplerOption
 	grammar      string
 	grammarParam string // the request field the grammar comes from
-	seed         int64 // -1: random
-	logprobs     int   // -1: none
+	seed         int64  // -1: random
+	logprobs     int    // -1: none
 	stream       bool
 	includeUsage bool
 }

@@ -40,8 +40,8 @@ const (
 	// Config.Parallel run as more tasks, which wait in the queue for
 	// slots like other requests (counted against QueueSize).
 	MaxChoices = 128
-	maxStops            = 16
-	maxPrompts          = 64
+	maxStops   = 16
+	maxPrompts = 64
 )
 
 // Config configures a Server. The zero value of every field means its

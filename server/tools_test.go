@@ -109,7 +109,7 @@ func TestSDKToolsRequired(t *testing.T) {
 	// Named: that tool, once with parallel_tool_calls false.
 	c, err := client.Chat.Completions.New(ctx, openai.ChatCompletionNewParams{
 		Messages: userMsg("What time is it?"), Tools: toolParams(t),
-		ToolChoice: openai.ToolChoiceOptionFunctionToolChoice(openai.ChatCompletionNamedToolChoiceFunctionParam{Name: "get_time"}),
+		ToolChoice:        openai.ToolChoiceOptionFunctionToolChoice(openai.ChatCompletionNamedToolChoiceFunctionParam{Name: "get_time"}),
 		ParallelToolCalls: openai.Bool(false), Seed: openai.Int(7), MaxTokens: openai.Int(300),
 	})
 	if err != nil {
