@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -38,8 +39,11 @@ type job struct {
 	created int64
 	prompts [][]llama.TokenID
 	echo    []string // completions with echo: the text of each prompt
-	p       *genParams
-	tools   *toolSetup // chat with tools: replies are parsed for calls
+	// echoLogprobs are those of each echoed prompt's tokens, with
+	// logprobs.
+	echoLogprobs [][]tokenLogprob
+	p            *genParams
+	tools        *toolSetup // chat with tools: replies are parsed for calls
 }
 
 func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
@@ -145,6 +149,16 @@ func (s *Server) handleCompletions(w http.ResponseWriter, r *http.Request) {
 				text = s.piecesText(toks)
 			}
 			j.echo = append(j.echo, text)
+		}
+		if req.Echo && p.logprobs >= 0 {
+			lps, err := s.scorer.score(r.Context(), toks, p.logprobs)
+			if err != nil {
+				if r.Context().Err() == nil {
+					s.fail(w, asAPIError(err))
+				}
+				return
+			}
+			j.echoLogprobs = append(j.echoLogprobs, lps)
 		}
 	}
 	s.generate(w, r, j)
@@ -522,6 +536,9 @@ func (s *Server) collect(ctx context.Context, w http.ResponseWriter, j *job, out
 		if j.echo != nil {
 			choices[i].text.WriteString(j.echo[i/j.p.n])
 		}
+		if j.echoLogprobs != nil {
+			choices[i].logprobs = slices.Clone(j.echoLogprobs[i/j.p.n])
+		}
 	}
 	u, err := s.wait(ctx, out, func(evs []event) error {
 		for _, ev := range evs {
@@ -582,7 +599,7 @@ func (s *Server) collect(ctx context.Context, w http.ResponseWriter, j *job, out
 		ch := map[string]any{"index": i, "text": c.text.String(), "finish_reason": c.finish, "logprobs": nil}
 		if j.p.logprobs >= 0 {
 			offset := 0
-			if j.echo != nil {
+			if j.echo != nil && j.echoLogprobs == nil {
 				offset = len(j.echo[i/j.p.n])
 			}
 			ch["logprobs"] = s.completionLogprobs(c.logprobs, &offset)
@@ -665,17 +682,26 @@ func (s *Server) chatLogprobs(lps []tokenLogprob) *chatLogprobs {
 // Logprobs in the legacy completions format.
 type completionLogprobs struct {
 	Tokens        []string             `json:"tokens"`
-	TokenLogprobs []float64            `json:"token_logprobs"`
+	TokenLogprobs []*float64           `json:"token_logprobs"`
 	TopLogprobs   []map[string]float64 `json:"top_logprobs"`
 	TextOffset    []int                `json:"text_offset"`
 }
 
 func (s *Server) completionLogprobs(lps []tokenLogprob, offset *int) *completionLogprobs {
-	out := &completionLogprobs{Tokens: []string{}, TokenLogprobs: []float64{}, TopLogprobs: []map[string]float64{}, TextOffset: []int{}}
+	out := &completionLogprobs{Tokens: []string{}, TokenLogprobs: []*float64{}, TopLogprobs: []map[string]float64{}, TextOffset: []int{}}
 	for _, lp := range lps {
 		piece := s.piece(lp.ID)
 		out.Tokens = append(out.Tokens, piece)
-		out.TokenLogprobs = append(out.TokenLogprobs, jsonLogprob(lp.Logprob))
+		out.TextOffset = append(out.TextOffset, *offset)
+		*offset += len(piece)
+		if lp.none {
+			// The first token of an echoed prompt: null, as OpenAI's.
+			out.TokenLogprobs = append(out.TokenLogprobs, nil)
+			out.TopLogprobs = append(out.TopLogprobs, nil)
+			continue
+		}
+		v := jsonLogprob(lp.Logprob)
+		out.TokenLogprobs = append(out.TokenLogprobs, &v)
 		top := map[string]float64{}
 		for _, a := range lp.Top {
 			if _, dup := top[s.piece(a.ID)]; !dup {
@@ -683,8 +709,6 @@ func (s *Server) completionLogprobs(lps []tokenLogprob, offset *int) *completion
 			}
 		}
 		out.TopLogprobs = append(out.TopLogprobs, top)
-		out.TextOffset = append(out.TextOffset, *offset)
-		*offset += len(piece)
 	}
 	return out
 }
@@ -775,8 +799,13 @@ func (s *Server) stream(ctx context.Context, w http.ResponseWriter, j *job, out 
 			e.data(chunk(chunkChoice{Index: i, Delta: &deltaJSON{Role: "assistant", Content: &empty}}))
 		case j.echo != nil:
 			text := j.echo[i/j.p.n]
-			offsets[i] = len(text)
-			e.data(chunk(chunkChoice{Index: i, Text: &text}))
+			c := chunkChoice{Index: i, Text: &text}
+			if j.echoLogprobs != nil {
+				c.Logprobs = s.completionLogprobs(j.echoLogprobs[i/j.p.n], &offsets[i])
+			} else {
+				offsets[i] = len(text)
+			}
+			e.data(chunk(c))
 		}
 	}
 	if err := e.flush(); err != nil {

@@ -133,6 +133,7 @@ type Server struct {
 	stops   []string // the chat template's end-of-turn markers
 	eng     *engine
 	emb     *embedder
+	scorer  *scorer // prompt logprobs of completions with echo
 	met     *metrics
 	handler http.Handler
 	names   []string
@@ -179,6 +180,7 @@ func New(m *llama.Model, cfg Config) (*Server, error) {
 	}
 	s.eng = eng
 	s.emb = newEmbedder(m, cfg.EmbedContext, ctxOpts)
+	s.scorer = newScorer(m, cfg.SlotContext, ctxOpts)
 	s.base, s.stop = context.WithCancel(context.Background())
 	s.handler = s.routes()
 	return s, nil
@@ -347,6 +349,7 @@ func (s *Server) Close() error {
 	}
 	s.eng.close()
 	s.emb.close()
+	s.scorer.close()
 	return nil
 }
 
