@@ -156,7 +156,7 @@ func TestPrefill(t *testing.T) {
 	_, base := startServer(t, testConfig(t))
 	client, ctx := sdk(base), testContext(t)
 	r, err := client.Chat.Completions.New(ctx, openai.ChatCompletionNewParams{
-		Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("Tell me a story"), openai.AssistantMessage("Once upon a time")},
+		Messages:  []openai.ChatCompletionMessageParamUnion{openai.UserMessage("Tell me a story"), openai.AssistantMessage("Once upon a time")},
 		MaxTokens: openai.Int(8), Temperature: openai.Float(0),
 	})
 	if err != nil {

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"math"
 	"net/http"
-	"slices"
 	"strings"
 	"time"
 
@@ -536,9 +535,6 @@ func (s *Server) collect(ctx context.Context, w http.ResponseWriter, j *job, out
 		if j.echo != nil {
 			choices[i].text.WriteString(j.echo[i/j.p.n])
 		}
-		if j.echoLogprobs != nil {
-			choices[i].logprobs = slices.Clone(j.echoLogprobs[i/j.p.n])
-		}
 	}
 	u, err := s.wait(ctx, out, func(evs []event) error {
 		for _, ev := range evs {
@@ -599,10 +595,21 @@ func (s *Server) collect(ctx context.Context, w http.ResponseWriter, j *job, out
 		ch := map[string]any{"index": i, "text": c.text.String(), "finish_reason": c.finish, "logprobs": nil}
 		if j.p.logprobs >= 0 {
 			offset := 0
-			if j.echo != nil && j.echoLogprobs == nil {
-				offset = len(j.echo[i/j.p.n])
+			var echoed *completionLogprobs
+			if j.echoLogprobs != nil {
+				echoed = s.completionLogprobs(j.echoLogprobs[i/j.p.n], &offset)
 			}
-			ch["logprobs"] = s.completionLogprobs(c.logprobs, &offset)
+			if j.echo != nil {
+				offset = len(j.echo[i/j.p.n]) // the pieces may differ from the text (a leading space)
+			}
+			lps := s.completionLogprobs(c.logprobs, &offset)
+			if echoed != nil {
+				lps.Tokens = append(echoed.Tokens, lps.Tokens...)
+				lps.TokenLogprobs = append(echoed.TokenLogprobs, lps.TokenLogprobs...)
+				lps.TopLogprobs = append(echoed.TopLogprobs, lps.TopLogprobs...)
+				lps.TextOffset = append(echoed.TextOffset, lps.TextOffset...)
+			}
+			ch["logprobs"] = lps
 		}
 		list[i] = ch
 	}
@@ -802,9 +809,8 @@ func (s *Server) stream(ctx context.Context, w http.ResponseWriter, j *job, out 
 			c := chunkChoice{Index: i, Text: &text}
 			if j.echoLogprobs != nil {
 				c.Logprobs = s.completionLogprobs(j.echoLogprobs[i/j.p.n], &offsets[i])
-			} else {
-				offsets[i] = len(text)
 			}
+			offsets[i] = len(text)
 			e.data(chunk(c))
 		}
 	}
