@@ -602,7 +602,9 @@ func (s *Session) turn(ctx context.Context, msgs []Message, g *ToolGrammar, yiel
 			opts = append(opts, llama.WithSampler(s.cfg.sampler))
 		} else if sopts := slices.Clone(s.cfg.samplerOpts); len(sopts) > 0 || g != nil {
 			if g != nil {
-				sopts = append(sopts, g.SamplerOption())
+				if opt, ok := g.SamplerOption(s.m); ok {
+					sopts = append(sopts, opt)
+				}
 			}
 			opts = append(opts, llama.WithSampling(sopts...))
 		}

@@ -55,19 +55,35 @@ const (
 type ToolGrammar struct {
 	// GBNF is the grammar, Root its start rule.
 	GBNF, Root string
-	// Triggers, if any, are the regular expressions (matched against the
-	// whole reply so far) on which the grammar starts: until one matches,
-	// the reply is free.
+	// Lazy grammars (ToolAuto) leave the reply free until a trigger:
+	// one of the regular expressions Triggers matches the whole reply so
+	// far, or the model writes one of Markers as a single token.
+	Lazy     bool
 	Triggers []string
+	Markers  []string
 }
 
-// SamplerOption returns the option that applies the grammar: lazy when it
-// has triggers.
-func (g ToolGrammar) SamplerOption() llama.SamplerOption {
-	if len(g.Triggers) > 0 {
-		return llama.WithLazyGrammar(g.GBNF, g.Root, g.Triggers, nil)
+// SamplerOption returns the option that applies the grammar when
+// sampling model m. ok is false for a lazy grammar that m cannot
+// trigger: its markers are not single tokens of m's vocabulary (they are
+// in the models of the families that use them). Markers are matched as
+// tokens, not as regular expressions over the reply: llama.cpp runs
+// std::regex, whose matching recurses once per character of the reply,
+// and a long reply would overflow the stack.
+func (g ToolGrammar) SamplerOption(m *llama.Model) (opt llama.SamplerOption, ok bool) {
+	if !g.Lazy {
+		return llama.WithGrammar(g.GBNF, g.Root), true
 	}
-	return llama.WithGrammar(g.GBNF, g.Root)
+	var toks []llama.TokenID
+	for _, mk := range g.Markers {
+		if t, err := m.Tokenize(mk, llama.ParseSpecial); err == nil && len(t) == 1 {
+			toks = append(toks, t[0])
+		}
+	}
+	if len(toks) == 0 && len(g.Triggers) == 0 {
+		return nil, false
+	}
+	return llama.WithLazyGrammar(g.GBNF, g.Root, g.Triggers, toks), true
 }
 
 // toolRoot is the start rule of tool grammars; the converter's rules never
@@ -137,7 +153,8 @@ func (f ToolFormat) Grammar(tools []Tool, choice ToolChoice) (g ToolGrammar, ok 
 	b.WriteString(f.rootRule(!choice.Single))
 	g = ToolGrammar{GBNF: b.String(), Root: toolRoot}
 	if choice.Mode == ToolAuto && choice.Name == "" {
-		g.Triggers = f.triggers()
+		g.Lazy = true
+		g.Triggers, g.Markers = f.triggers()
 	}
 	return g, true, nil
 }
@@ -234,16 +251,16 @@ func (f ToolFormat) rootRule(many bool) string {
 	return toolRoot + " ::= " + body + "\n"
 }
 
-// triggers are the lazy grammar's patterns: the reply so far ends with
-// the format's opening marker (the capture, where the grammar starts).
-func (f ToolFormat) triggers() []string {
-	var pats []string
+// triggers are the lazy grammar's triggers: for a reply that begins with
+// "{", a pattern whose match ends within a few characters (the capture is
+// where the grammar starts), and the opening markers of the others.
+func (f ToolFormat) triggers() (patterns, markers []string) {
 	for _, b := range f.blocks() {
 		if b.atStart {
-			pats = append(pats, `\s*(\{)[\s\S]*`)
+			patterns = append(patterns, `[ \t\r\n]{0,16}(\{)[\s\S]{0,256}`)
 			continue
 		}
-		pats = append(pats, `[\s\S]*?(`+regexp.QuoteMeta(b.open)+`)[\s\S]*`)
+		markers = append(markers, b.open)
 	}
-	return pats
+	return patterns, markers
 }

@@ -61,9 +61,13 @@
 // their parameters schemas (converted with llama.JSONSchemaGrammar), one
 // with parallel_tool_calls false, else at most chat.MaxParallelCalls.
 // "auto" (the default) leaves the reply free until the model writes its
-// format's call marker (a reply that begins with "{" in the generic and
-// Llama 3 formats), from which the same grammar holds (a lazy grammar, as
-// llama.cpp's). "none" shows the tools but neither constrains nor parses.
+// format's call marker as a token (as the models of these families do:
+// <tool_call>, [TOOL_CALLS], <|python_tag|>...) or, in the generic and
+// Llama 3 formats, begins the reply with "{"; from there the same grammar
+// holds (a lazy grammar, as llama.cpp's). A model whose vocabulary lacks
+// the marker token gets its replies parsed but not constrained: markers
+// are not matched as regular expressions over the reply, on which
+// llama.cpp's std::regex recurses once per character. "none" shows the tools but neither constrains nor parses.
 // Tools cannot be combined with grammar or response_format, except with
 // "none".
 //

@@ -125,8 +125,12 @@ func (s *Server) toolGrammar(p *genParams, tools []chat.Tool, choice chat.ToolCh
 	if p.grammar != "" {
 		return badRequest("tools", "'tools' cannot be used with 'grammar' or 'response_format', unless 'tool_choice' is \"none\".")
 	}
+	opt, ok := g.SamplerOption(s.model)
+	if !ok {
+		return nil // auto, with markers the model cannot write as tokens: replies are only parsed
+	}
 	p.grammar, p.grammarParam = g.GBNF, "tools"
-	p.sampling = append(p.sampling, g.SamplerOption())
+	p.sampling = append(p.sampling, opt)
 	return nil
 }
 
