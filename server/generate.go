@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -225,7 +226,7 @@ func (s *Server) chatPrompt(in []chatMessage, tools []chat.Tool) ([]llama.TokenI
 			return nil, badRequest(fmt.Sprintf("messages[%d].role", i), "Message %d has the unknown role %q.", i, m.Role)
 		}
 		msgs[i] = chat.Message{Role: role, Content: m.Content.text, Reasoning: m.Reasoning,
-			ToolCalls: m.ToolCalls, Name: m.Name, ToolCallID: m.ToolCallID}
+			ToolCalls: objectArguments(m.ToolCalls), Name: m.Name, ToolCallID: m.ToolCallID}
 	}
 	prefill := ""
 	if last := msgs[len(msgs)-1]; len(msgs) > 1 && last.Role == "assistant" && len(last.ToolCalls) == 0 {
@@ -887,4 +888,19 @@ func (s *Server) stream(ctx context.Context, w http.ResponseWriter, j *job, out 
 	}
 	e.buf = append(e.buf, "data: [DONE]\n\n"...)
 	_ = e.flush()
+}
+
+// objectArguments passes the arguments of calls, which OpenAI clients
+// send as a JSON string, as the object they hold: templates render them
+// with tojson, as transformers has them.
+func objectArguments(calls []chat.ToolCall) []chat.ToolCall {
+	out := slices.Clone(calls)
+	for i, c := range out {
+		if s, ok := c.Function.Arguments.(string); ok {
+			if t := strings.TrimSpace(s); strings.HasPrefix(t, "{") && json.Valid([]byte(t)) {
+				out[i].Function.Arguments = json.RawMessage(t)
+			}
+		}
+	}
+	return out
 }

@@ -304,3 +304,41 @@ func TestToolsNativeTemplate(t *testing.T) {
 		checkArgs(t, call.Function.Name, call.Function.Arguments)
 	}
 }
+
+// TestToolHistoryNative: a history with tool calls (arguments as the JSON
+// string OpenAI clients send) and tool results renders through a native
+// template as transformers renders it: the arguments as an object.
+func TestToolHistoryNative(t *testing.T) {
+	src, err := os.ReadFile("../chat/testdata/qwen2.5.jinja")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl, err := chat.ParseTemplate(string(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := toolsConfig(t)
+	cfg.Template = tmpl
+	s, _ := startServer(t, cfg)
+	var req chatRequest
+	body := `{"messages":[{"role":"user","content":"Weather?"},
+		{"role":"assistant","content":null,"tool_calls":[{"id":"call_1","type":"function","function":{"name":"get_weather","arguments":"{\"location\": \"Paris\"}"}}]},
+		{"role":"tool","tool_call_id":"call_1","content":"21 C"}]}`
+	if err := json.Unmarshal([]byte(body), &req); err != nil {
+		t.Fatal(err)
+	}
+	toks, err := s.chatPrompt(req.Messages, []chat.Tool{{Type: "function", Function: chat.ToolFunction{Name: "get_weather"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := s.piecesText(toks)
+	for _, want := range []string{
+		`<tool_call>` + "\n" + `{"name": "get_weather", "arguments": {"location": "Paris"}}` + "\n" + `</tool_call>`,
+		"<tool_response>\n21 C\n</tool_response>",
+		`{"type": "function", "function": {"name": "get_weather"}}`,
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("the prompt lacks %q:\n%s", want, text)
+		}
+	}
+}
