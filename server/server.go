@@ -273,7 +273,8 @@ func (s *Server) Handler() http.Handler { return s.handler }
 // http.ErrServerClosed then.
 func (s *Server) Serve(l net.Listener) error {
 	s.mu.Lock()
-	if s.closed || s.srv != nil {
+	if s.closed || s.srv != nil || s.shutting.Load() {
+		// A Shutdown that came first stops it too.
 		s.mu.Unlock()
 		l.Close()
 		return http.ErrServerClosed

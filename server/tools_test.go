@@ -319,8 +319,7 @@ func TestToolHistoryNative(t *testing.T) {
 	}
 	cfg := toolsConfig(t)
 	cfg.Template = tmpl
-	s, base := startServer(t, cfg)
-	get(t, base+"/health") // Serve is running (Shutdown before it starts would not stop it)
+	s, _ := startServer(t, cfg)
 	var req chatRequest
 	body := `{"messages":[{"role":"user","content":"Weather?"},
 		{"role":"assistant","content":null,"tool_calls":[{"id":"call_1","type":"function","function":{"name":"get_weather","arguments":"{\"location\": \"Paris\"}"}}]},
