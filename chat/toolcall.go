@@ -160,12 +160,16 @@ func ParseToolCalls(f ToolFormat, reply string) (text string, calls []ToolCall) 
 // no name, arguments that are not an object) is returned as text,
 // markers included. A ToolParser is for one reply and one goroutine.
 type ToolParser struct {
-	blocks  []block
-	buf     string
-	in      *block // the block being read, or nil
-	lead    int    // whitespace before an atStart block
-	started bool   // text other than whitespace has been released
-	after   bool   // a call was just parsed: drop the whitespace after it
+	blocks []block
+	buf    string
+	in     *block // the block being read, or nil
+	// Where the reading of the block stopped, so that each Feed reads
+	// only the new text.
+	js       jsonScan
+	searched int
+	lead     int  // whitespace before an atStart block
+	started  bool // text other than whitespace has been released
+	after    bool // a call was just parsed: drop the whitespace after it
 }
 
 // NewToolParser returns a parser of replies in format f.
@@ -225,7 +229,7 @@ func (p *ToolParser) scan(final bool) (text string, calls []ToolCall) {
 		var end int // of the block in buf
 		switch {
 		case b.atStart:
-			n, ok := jsonEnd(p.buf)
+			n, ok := p.js.next(p.buf)
 			if !ok {
 				p.release(&out) // not JSON: the reply is text
 				continue
@@ -235,7 +239,7 @@ func (p *ToolParser) scan(final bool) (text string, calls []ToolCall) {
 			}
 			end, body = n, p.buf[:n]
 		case b.close == "":
-			n, ok := jsonEnd(body)
+			n, ok := p.js.next(body)
 			if !ok {
 				p.release(&out)
 				continue
@@ -245,10 +249,13 @@ func (p *ToolParser) scan(final bool) (text string, calls []ToolCall) {
 			}
 			end, body = len(b.open)+n, body[:n]
 		default:
-			i := strings.Index(body, b.close)
+			i := strings.Index(body[p.searched:], b.close)
 			if i < 0 {
+				// Search only the new text next time.
+				p.searched = max(0, len(body)-len(b.close)+1)
 				return out.String(), calls
 			}
+			i += p.searched
 			end, body = len(b.open)+i+len(b.close), body[:i]
 		}
 		c, t, ok := b.parse(body)
@@ -259,7 +266,8 @@ func (p *ToolParser) scan(final bool) (text string, calls []ToolCall) {
 		calls = append(calls, c...)
 		out.WriteString(t)
 		p.buf = p.buf[end:]
-		p.in, p.after = nil, true
+		p.leave()
+		p.after = true
 	}
 	return out.String(), calls
 }
@@ -272,8 +280,13 @@ func (p *ToolParser) release(out *strings.Builder) {
 	}
 	out.WriteString(p.buf[:n])
 	p.buf = p.buf[n:]
-	p.in = nil
+	p.leave()
 	p.started = true
+}
+
+// leave resets the state of the block being read.
+func (p *ToolParser) leave() {
+	p.in, p.js, p.searched = nil, jsonScan{}, 0
 }
 
 // findOpen looks for the earliest opening marker in buf. It writes the
@@ -350,44 +363,49 @@ func (p *ToolParser) heldBack() int {
 	return keep
 }
 
-// jsonEnd finds the end of the JSON object or array that s starts with,
-// after whitespace: n > 0 when it is complete, n = -1 when more may
-// complete it; ok is false when s cannot start one.
-func jsonEnd(s string) (n int, ok bool) {
-	i := 0
-	for i < len(s) && strings.IndexByte(" \t\r\n", s[i]) >= 0 {
-		i++
-	}
-	if i == len(s) {
-		return -1, true
-	}
-	if s[i] != '{' && s[i] != '[' {
-		return 0, false
-	}
-	depth, inStr, esc := 0, false, false
-	for ; i < len(s); i++ {
-		c := s[i]
+// jsonScan finds the end of the JSON object or array that a growing
+// text starts with, after whitespace, reading each byte once.
+type jsonScan struct {
+	pos               int // bytes read
+	depth             int
+	begun, inStr, esc bool
+}
+
+// next reads s, the text so far (it only grows between calls): n > 0 is
+// the end of the value, n = -1 means more may complete it; ok is false
+// when s cannot start one.
+func (j *jsonScan) next(s string) (n int, ok bool) {
+	for ; j.pos < len(s); j.pos++ {
+		c := s[j.pos]
 		switch {
-		case inStr:
+		case !j.begun:
+			switch c {
+			case ' ', '\t', '\r', '\n':
+				continue
+			case '{', '[':
+				j.begun, j.depth = true, 1
+				continue
+			}
+			return 0, false
+		case j.inStr:
 			switch {
-			case esc:
-				esc = false
+			case j.esc:
+				j.esc = false
 			case c == '\\':
-				esc = true
+				j.esc = true
 			case c == '"':
-				inStr = false
+				j.inStr = false
 			}
 		case c == '"':
-			inStr = true
+			j.inStr = true
 		case c == '{' || c == '[':
-			depth++
-			if depth > maxJSONDepth {
+			if j.depth++; j.depth > maxJSONDepth {
 				return 0, false
 			}
 		case c == '}' || c == ']':
-			depth--
-			if depth == 0 {
-				return i + 1, true
+			if j.depth--; j.depth == 0 {
+				j.pos++
+				return j.pos, true
 			}
 		}
 	}
