@@ -139,7 +139,7 @@ func TestToolGrammar(t *testing.T) {
 	m := loadModel(t, "stories260K.gguf")
 	weather, _ := NewFunction("get_weather", "", func(context.Context, weatherArgs) (any, error) { return nil, nil })
 	tools := []Tool{weather.Tool(), {Type: "function", Function: ToolFunction{Name: "noargs"}}}
-	for f := ToolFormatGeneric; f <= ToolFormatPhi4; f++ {
+	for f := ToolFormatGeneric; f <= ToolFormatMistralArgs; f++ {
 		for _, choice := range []ToolChoice{{Mode: ToolRequired}, {Mode: ToolRequired, Name: "noargs", Single: true}, {Mode: ToolAuto}} {
 			g, ok, err := f.Grammar(tools, choice)
 			if err != nil || !ok {
@@ -162,6 +162,40 @@ func TestToolGrammar(t *testing.T) {
 				t.Fatalf("%v %+v: %v\n%s", f, choice, err, g.GBNF)
 			}
 			s.Close()
+		}
+	}
+	// What each format's grammar makes a model write parses back into
+	// calls of the tools, with valid arguments.
+	c := newContext(t, m, llama.WithContextSize(1024))
+	for f := ToolFormatGeneric; f <= ToolFormatMistralArgs; f++ {
+		g, _, err := f.Grammar(tools, ToolChoice{Mode: ToolRequired, Single: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out strings.Builder
+		for tok, err := range c.Generate(context.Background(), "Once upon a time", llama.WithMaxTokens(600),
+			llama.WithSampling(llama.WithSeed(uint32(f)), llama.WithGrammar(g.GBNF, g.Root))) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			out.WriteString(tok.Text)
+		}
+		text, calls := ParseToolCalls(f, out.String())
+		if len(calls) != 1 || strings.TrimSpace(text) != "" {
+			t.Errorf("%v wrote %q: text %q, calls %+v", f, out.String(), text, calls)
+			continue
+		}
+		switch calls[0].Function.Name {
+		case "get_weather":
+			var a weatherArgs
+			d := json.NewDecoder(strings.NewReader(string(calls[0].Function.Arguments.(json.RawMessage))))
+			d.DisallowUnknownFields()
+			if err := d.Decode(&a); err != nil || a.City == "" || a.Unit == "" {
+				t.Errorf("%v: arguments %s: %v", f, calls[0].Function.Arguments, err)
+			}
+		case "noargs":
+		default:
+			t.Errorf("%v: call of %q", f, calls[0].Function.Name)
 		}
 	}
 	if _, ok, err := ToolFormatGeneric.Grammar(tools, ToolChoice{Mode: ToolNone}); ok || err != nil {

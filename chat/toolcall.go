@@ -44,9 +44,14 @@ const (
 	// ToolFormatPhi4 is Phi-4-mini's: <|tool_call|>[{"name": ...,
 	// "arguments": {...}}, ...]<|/tool_call|>.
 	ToolFormatPhi4
+	// ToolFormatMistralArgs is Mistral's from tokenizer v11 (Mistral
+	// Small 3.2, Magistral, Devstral): [TOOL_CALLS]NAME[ARGS]{...} for
+	// each call. Its parser also takes the older form, and
+	// ToolFormatMistral's this one.
+	ToolFormatMistralArgs
 )
 
-var toolFormatNames = [...]string{"generic", "llama3", "hermes", "mistral", "command-r", "command-r7b", "deepseek-r1", "phi4"}
+var toolFormatNames = [...]string{"generic", "llama3", "hermes", "mistral", "command-r", "command-r7b", "deepseek-r1", "phi4", "mistral-args"}
 
 func (f ToolFormat) String() string {
 	if f >= 0 && int(f) < len(toolFormatNames) {
@@ -60,6 +65,8 @@ const (
 	markHermesOpen  = "<tool_call>"
 	markHermesClose = "</tool_call>"
 	markMistral     = "[TOOL_CALLS]"
+	markMistralArgs = "[ARGS]"
+	markMistralID   = "[CALL_ID]"
 	markPythonTag   = "<|python_tag|>"
 	markCmdROpen    = "Action: ```json"
 	markCmdRClose   = "```"
@@ -86,6 +93,8 @@ func DetectToolFormat(t *Template) ToolFormat {
 	switch {
 	case strings.Contains(src, markHermesOpen):
 		return ToolFormatHermes
+	case strings.Contains(src, markMistral) && strings.Contains(src, markMistralArgs):
+		return ToolFormatMistralArgs
 	case strings.Contains(src, markMistral):
 		return ToolFormatMistral
 	case strings.Contains(src, markDSOpen):
@@ -118,7 +127,10 @@ func (t *Template) NativeTools() bool {
 type block struct {
 	open, close string
 	atStart     bool // a JSON object at the start of the reply opens it; open is "{"
-	parse       func(body string) ([]ToolCall, string, bool)
+	// end, if set, finds the end of a block without a closing marker
+	// (by default, the end of the JSON value after the opening).
+	end   func(body string, js *jsonScan) (n int, ok bool)
+	parse func(body string) ([]ToolCall, string, bool)
 }
 
 func (f ToolFormat) blocks() []block {
@@ -130,8 +142,8 @@ func (f ToolFormat) blocks() []block {
 		}
 	case ToolFormatHermes:
 		return []block{{open: markHermesOpen, close: markHermesClose, parse: parseOneCall}}
-	case ToolFormatMistral:
-		return []block{{open: markMistral, parse: parseCallList}}
+	case ToolFormatMistral, ToolFormatMistralArgs:
+		return []block{{open: markMistral, end: mistralEnd, parse: parseMistral}}
 	case ToolFormatCommandR:
 		return []block{{open: markCmdROpen, close: markCmdRClose, parse: parseCallList}}
 	case ToolFormatCommandR7B:
@@ -239,7 +251,13 @@ func (p *ToolParser) scan(final bool) (text string, calls []ToolCall) {
 			}
 			end, body = n, p.buf[:n]
 		case b.close == "":
-			n, ok := p.js.next(body)
+			var n int
+			var ok bool
+			if b.end != nil {
+				n, ok = b.end(body, &p.js)
+			} else {
+				n, ok = p.js.next(body)
+			}
 			if !ok {
 				p.release(&out)
 				continue
@@ -582,4 +600,47 @@ func parseDeepSeek(body string) ([]ToolCall, string, bool) {
 		return nil, "", false
 	}
 	return calls, "", true
+}
+
+// mistralEnd finds the end of a Mistral call: a JSON array of calls, or
+// NAME[ARGS]{...} (NAME[CALL_ID]ID[ARGS]{...}).
+func mistralEnd(body string, js *jsonScan) (int, bool) {
+	t := strings.TrimLeft(body, " \t\r\n")
+	if t == "" {
+		return -1, true
+	}
+	if t[0] == '[' || t[0] == '{' {
+		return js.next(body)
+	}
+	i := strings.Index(t, markMistralArgs)
+	if i < 0 {
+		if len(t) > 256 || strings.ContainsAny(t, " \t\r\n{") {
+			return 0, false // not a name: text
+		}
+		return -1, true
+	}
+	off := len(body) - len(t) + i + len(markMistralArgs)
+	n, ok := js.next(body[off:])
+	if n > 0 {
+		n += off
+	}
+	return n, ok
+}
+
+// parseMistral parses either form of Mistral's calls.
+func parseMistral(body string) ([]ToolCall, string, bool) {
+	t := strings.TrimSpace(body)
+	if strings.HasPrefix(t, "[") || strings.HasPrefix(t, "{") {
+		return parseCallList(t)
+	}
+	head, args, ok := strings.Cut(t, markMistralArgs)
+	if !ok {
+		return nil, "", false
+	}
+	name, id, _ := strings.Cut(head, markMistralID)
+	obj, ok := argsObject(json.RawMessage(args))
+	if !ok || !toolName.MatchString(name) {
+		return nil, "", false
+	}
+	return []ToolCall{{ID: id, Type: "function", Function: FunctionCall{Name: name, Arguments: obj}}}, "", true
 }

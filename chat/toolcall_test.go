@@ -58,6 +58,14 @@ var toolCases = []struct {
 	{"phi4", ToolFormatPhi4,
 		`<|tool_call|>[{"name": "get_weather", "arguments": {"location": "Paris"}}]<|/tool_call|>`,
 		"", []wantCall{{"get_weather", `{"location":"Paris"}`}}},
+	{"mistral v11", ToolFormatMistralArgs,
+		`[TOOL_CALLS]get_weather[ARGS]{"location": "Paris"}[TOOL_CALLS]get_time[CALL_ID]a1b2c3d4e[ARGS]{}`,
+		"", []wantCall{{"get_weather", `{"location":"Paris"}`}, {"get_time", `{}`}}},
+	{"mistral old form in v11", ToolFormatMistralArgs,
+		`[TOOL_CALLS][{"name": "get_weather", "arguments": {"location": "Paris"}}]`,
+		"", []wantCall{{"get_weather", `{"location":"Paris"}`}}},
+	{"mistral v11 text after", ToolFormatMistral, `[TOOL_CALLS]f[ARGS]{"a": "}"} done`, "done", []wantCall{{"f", `{"a":"}"}`}}},
+	{"mistral v11 bad name", ToolFormatMistral, `[TOOL_CALLS]not a name[ARGS]{}`, `[TOOL_CALLS]not a name[ARGS]{}`, nil},
 	// Malformed calls come back as text.
 	{"hermes bad json", ToolFormatHermes, "<tool_call>{\"name\": \"f\", \"arguments\": {]}</tool_call> ok",
 		"<tool_call>{\"name\": \"f\", \"arguments\": {]}</tool_call> ok", nil},
@@ -144,7 +152,7 @@ func FuzzToolParser(f *testing.F) {
 		f.Add(int(tc.format), tc.reply, 3)
 	}
 	f.Fuzz(func(t *testing.T, format int, reply string, size int) {
-		fm := ToolFormat(((format % 8) + 8) % 8)
+		fm := ToolFormat(((format % 9) + 9) % 9)
 		size = max(1, size%64)
 		p := NewToolParser(fm)
 		var text strings.Builder

@@ -159,18 +159,21 @@ func (f ToolFormat) Grammar(tools []Tool, choice ToolChoice) (g ToolGrammar, ok 
 	return g, true, nil
 }
 
-// parametersSchema is a tool's parameters as a JSON schema object
-// (absent: an object of any properties).
+// noParameters is the schema of a tool without parameters: as OpenAI
+// documents, a function that takes none, so {}.
+const noParameters = `{"type":"object","properties":{}}`
+
+// parametersSchema is a tool's parameters as a JSON schema object.
 func parametersSchema(p any) (json.RawMessage, error) {
 	if p == nil {
-		return json.RawMessage(`{"type":"object"}`), nil
+		return json.RawMessage(noParameters), nil
 	}
 	b, err := json.Marshal(p)
 	if err != nil {
 		return nil, err
 	}
 	if s := strings.TrimSpace(string(b)); s == "null" {
-		return json.RawMessage(`{"type":"object"}`), nil
+		return json.RawMessage(noParameters), nil
 	} else if !strings.HasPrefix(s, "{") {
 		return nil, errors.New("parameters must be a JSON schema object")
 	}
@@ -217,6 +220,8 @@ func (f ToolFormat) callRule(name, args string) string {
 		return fmt.Sprintf(`%s %s %s`, lit(markDSCall+"function"+markDSSep+name+"\n```json\n"), args, lit("\n```"+markDSCallEnd))
 	case ToolFormatHermes:
 		return fmt.Sprintf(`%s %s %s`, lit(markHermesOpen+"\n"+`{"name": "`+name+`", "arguments": `), args, lit("}\n"+markHermesClose))
+	case ToolFormatMistralArgs:
+		return fmt.Sprintf(`%s %s`, lit(markMistral+name+markMistralArgs), args)
 	}
 	return fmt.Sprintf(`%s %s "}"`, lit(`{"name": "`+name+`", "arguments": `), args)
 }
@@ -224,7 +229,10 @@ func (f ToolFormat) callRule(name, args string) string {
 // rootRule is the start rule: the format's calls, one or several.
 func (f ToolFormat) rootRule(many bool) string {
 	list := func(sep string) string {
-		if many {
+		switch {
+		case many && sep == "":
+			return fmt.Sprintf(`llamago-call{1,%d}`, MaxParallelCalls)
+		case many:
 			return fmt.Sprintf(`llamago-call (%s llamago-call){0,%d}`, lit(sep), MaxParallelCalls-1)
 		}
 		return "llamago-call"
@@ -237,6 +245,8 @@ func (f ToolFormat) rootRule(many bool) string {
 		body = list("\n")
 	case ToolFormatMistral:
 		body = lit(markMistral+"[") + " " + list(", ") + ` "]"`
+	case ToolFormatMistralArgs:
+		body = list("")
 	case ToolFormatCommandR:
 		body = lit(markCmdROpen+"\n[") + " " + list(",\n") + " " + lit("]\n"+markCmdRClose)
 	case ToolFormatCommandR7B:
