@@ -247,3 +247,32 @@ func must200(t *testing.T, base, body string) []byte {
 	}
 	return out
 }
+
+// TestEchoLogprobsStream: streamed, the echo chunk carries the prompt's
+// logprobs, the first null.
+func TestEchoLogprobsStream(t *testing.T) {
+	_, base := startServer(t, testConfig(t))
+	client, ctx := sdk(base), testContext(t)
+	stream := client.Completions.NewStreaming(ctx, openai.CompletionNewParams{
+		Prompt: openai.CompletionNewParamsPromptUnion{OfString: openai.String("Once upon a time")},
+		Echo:   openai.Bool(true), Logprobs: openai.Int(1), MaxTokens: openai.Int(2), Temperature: openai.Float(0),
+	})
+	var tokens []string
+	var first []byte
+	for stream.Next() {
+		ch := stream.Current().Choices
+		if len(ch) == 0 {
+			continue
+		}
+		if first == nil {
+			first = []byte(ch[0].Logprobs.RawJSON())
+		}
+		tokens = append(tokens, ch[0].Logprobs.Tokens...)
+	}
+	if err := stream.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if len(tokens) != 5+2 || !strings.Contains(string(first), `"token_logprobs":[null,`) {
+		t.Errorf("tokens %q, first chunk's logprobs %s", tokens, first)
+	}
+}
