@@ -71,4 +71,26 @@
 // fails with llama.ErrContextFull, or with ShiftContext drops the oldest
 // turns. Save and Load keep a session in a file with its KV cache; the
 // file records the model's fingerprint and another model refuses it.
+//
+// # Tools
+//
+// Templates that render tools (NativeTools) get tools, assistant tool
+// calls and tool results as transformers passes them; the others get them
+// in a generic format, as text (ToolFormatGeneric, GenericToolsPrompt).
+// DetectToolFormat names the format the model writes calls in, from its
+// template's markers: Llama 3.x, Hermes (Qwen 2.5 and 3), Mistral,
+// Command-R, Command R7B, DeepSeek R1, Phi-4, or generic. ParseToolCalls
+// and ToolParser parse replies in any of them, streamed in pieces too:
+// text that could begin a call marker is held back until it is clear,
+// and a call that does not parse stays text. ToolFormat.Grammar makes a
+// grammar of the tools' parameters schemas in the format: the whole reply
+// for a required or named call, or lazily from the call marker for auto,
+// so that calls always parse and their arguments match their schemas.
+//
+// A Session given tools (WithTools, or Go functions with WithFunctions
+// and NewFunction, whose parameters schema is their argument type's)
+// streams a reply's text without its calls, which become the reply
+// message's ToolCalls; WithToolChoice sets the grammar. Run sends a
+// message, calls the functions the reply asks for, sends their results
+// back (SendMessages) and goes on until the model answers in text.
 package chat

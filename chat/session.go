@@ -2,6 +2,9 @@ package chat
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"iter"
@@ -77,6 +80,9 @@ type config struct {
 	hideThink   bool
 	tools       []any
 	vars        map[string]any
+	functions   map[string]*Function
+	choice      ToolChoice
+	format      *ToolFormat
 }
 
 // Option configures NewSession.
@@ -119,8 +125,40 @@ func WithThinkingTags(open, close string) Option {
 // in the history, which the template may render or drop).
 func WithHiddenThinking() Option { return func(c *config) { c.hideThink = true } }
 
-// WithTools passes tools to the template (see RenderOptions.Tools).
+// WithTools passes tools to the template (see RenderOptions.Tools). Tools
+// in the OpenAI format (Tool values, or JSON of the same shape) also make
+// the session parse the replies for calls, in the template's format (see
+// DetectToolFormat), and constrain them with the tools' grammar (see
+// WithToolChoice): a reply's calls are its message's ToolCalls, left out
+// of the streamed text.
 func WithTools(tools ...any) Option { return func(c *config) { c.tools = append(c.tools, tools...) } }
+
+// WithFunctions adds tools backed by Go functions (see NewFunction), which
+// Run calls when the model asks.
+func WithFunctions(fns ...*Function) Option {
+	return func(c *config) {
+		if c.functions == nil {
+			c.functions = map[string]*Function{}
+		}
+		for _, f := range fns {
+			if f != nil {
+				c.functions[f.Name()] = f
+				c.tools = append(c.tools, f.Tool())
+			}
+		}
+	}
+}
+
+// WithToolChoice sets whether the model must call tools (default
+// ToolAuto): ToolRequired or a name constrain the whole reply to calls,
+// ToolAuto constrains calls once the model starts one, ToolNone neither
+// constrains nor parses. Run applies it to the first reply only, and
+// lets the model choose after the tools' results.
+func WithToolChoice(c ToolChoice) Option { return func(cfg *config) { cfg.choice = c } }
+
+// WithToolFormat sets the format of tool calls (default: the template's,
+// see DetectToolFormat).
+func WithToolFormat(f ToolFormat) Option { return func(c *config) { c.format = &f } }
 
 // WithTemplateVars passes more template variables, such as
 // enable_thinking (see RenderOptions.Extra).
@@ -165,6 +203,12 @@ type Session struct {
 	stats    TurnStats
 	stops    []string
 	bos, eos string // text of the model's BOS and EOS
+
+	// Tools: the format of calls, and the grammars of the configured
+	// choice and of auto (nil without tools, or with ToolNone).
+	format        ToolFormat
+	parseTools    bool
+	grammar, auto *ToolGrammar
 }
 
 // NewSession starts a conversation in a sequence of a context (see
@@ -183,7 +227,53 @@ func NewSession(seq *llama.Sequence, tmpl *Template, opts ...Option) (*Session, 
 	s.system = s.cfg.system
 	s.bos, s.eos = specialText(s.m, s.m.BOS()), specialText(s.m, s.m.EOS())
 	s.stops = s.stopStrings()
+	if err := s.setupTools(); err != nil {
+		return nil, err
+	}
 	return s, nil
+}
+
+// setupTools builds the tool grammars of the configured tools.
+func (s *Session) setupTools() error {
+	s.format = DetectToolFormat(s.tmpl)
+	if s.cfg.format != nil {
+		s.format = *s.cfg.format
+	}
+	var tools []Tool
+	for i, t := range s.cfg.tools {
+		var tool Tool
+		data, err := json.Marshal(t)
+		if err == nil {
+			err = json.Unmarshal(data, &tool)
+		}
+		if err != nil || tool.Function.Name == "" {
+			return fmt.Errorf("%w: tool %d is not in the OpenAI format", ErrInvalidTool, i)
+		}
+		tools = append(tools, tool)
+	}
+	if len(tools) == 0 || s.cfg.choice.Mode == ToolNone && s.cfg.choice.Name == "" {
+		return nil
+	}
+	s.parseTools = true
+	choice := s.cfg.choice
+	if choice.Name != "" {
+		choice.Mode = ToolRequired
+	}
+	g, ok, err := s.format.Grammar(tools, choice)
+	if err != nil {
+		return err
+	}
+	if ok {
+		s.grammar = &g
+	}
+	a, ok, err := s.format.Grammar(tools, ToolChoice{Mode: ToolAuto, Single: choice.Single})
+	if err != nil {
+		return err
+	}
+	if ok {
+		s.auto = &a
+	}
+	return nil
 }
 
 // turnMarkers are the end-of-turn and start-of-turn markers of the chat
@@ -429,25 +519,39 @@ func (s *Session) Send(ctx context.Context, message string) iter.Seq2[Chunk, err
 // is done, a decode fails) the error is yielded and the history is left
 // as it was.
 func (s *Session) SendMessage(ctx context.Context, msg Message) iter.Seq2[Chunk, error] {
+	return s.send(ctx, []Message{msg}, s.grammar)
+}
+
+// SendMessages adds messages, such as the results of a reply's tool
+// calls, and streams the model's reply, as SendMessage.
+func (s *Session) SendMessages(ctx context.Context, msgs ...Message) iter.Seq2[Chunk, error] {
+	return s.send(ctx, msgs, s.grammar)
+}
+
+func (s *Session) send(ctx context.Context, msgs []Message, g *ToolGrammar) iter.Seq2[Chunk, error] {
 	return func(yield func(Chunk, error) bool) {
 		if err := s.acquire(); err != nil {
 			yield(Chunk{}, err)
 			return
 		}
 		defer s.release()
-		if err := s.turn(ctx, msg, yield); err != nil {
+		if len(msgs) == 0 {
+			yield(Chunk{}, errors.New("chat: no message to send"))
+			return
+		}
+		if err := s.turn(ctx, msgs, g, yield); err != nil {
 			yield(Chunk{}, err)
 		}
 	}
 }
 
 // turn runs one exchange.
-func (s *Session) turn(ctx context.Context, msg Message, yield func(Chunk, error) bool) error {
+func (s *Session) turn(ctx context.Context, msgs []Message, g *ToolGrammar, yield func(Chunk, error) bool) error {
 	tags := s.tmpl.ThinkingTags()
 	if s.cfg.tags != nil {
 		tags = *s.cfg.tags
 	}
-	history := append(slices.Clone(s.history), msg)
+	history := append(slices.Clone(s.history), msgs...)
 	stats := TurnStats{}
 	p, history, err := s.fit(history, 0, "", tags, &stats)
 	if err != nil {
@@ -458,9 +562,21 @@ func (s *Session) turn(ctx context.Context, msg Message, yield func(Chunk, error
 
 	split := newSplitter(tags, p.opened)
 	stopped := false
+	var parser *ToolParser
+	var calls []ToolCall
+	var kept strings.Builder // the reply without its calls
+	if s.parseTools {
+		parser = NewToolParser(s.format)
+	}
 	emit := func(tok llama.TokenID) func(string, bool) {
 		return func(text string, thinking bool) {
-			if stopped || (thinking && s.cfg.hideThink) {
+			if parser != nil && !thinking {
+				var c []ToolCall
+				text, c = parser.Feed(text)
+				calls = append(calls, c...)
+			}
+			kept.WriteString(text)
+			if stopped || text == "" || (thinking && s.cfg.hideThink) {
 				return
 			}
 			if !yield(Chunk{Text: text, Thinking: thinking, Token: tok}, nil) {
@@ -484,8 +600,13 @@ func (s *Session) turn(ctx context.Context, msg Message, yield func(Chunk, error
 		}
 		if s.cfg.sampler != nil {
 			opts = append(opts, llama.WithSampler(s.cfg.sampler))
-		} else if len(s.cfg.samplerOpts) > 0 {
-			opts = append(opts, llama.WithSampling(s.cfg.samplerOpts...))
+		} else if sopts := slices.Clone(s.cfg.samplerOpts); len(sopts) > 0 || g != nil {
+			if g != nil {
+				if opt, ok := g.SamplerOption(s.m); ok {
+					sopts = append(sopts, opt)
+				}
+			}
+			opts = append(opts, llama.WithSampling(sopts...))
 		}
 		var genErr error
 		var yielded []llama.TokenID
@@ -525,6 +646,26 @@ func (s *Session) turn(ctx context.Context, msg Message, yield func(Chunk, error
 		gen, pieces = gen[:0], pieces[:0]
 	}
 	split.flush(emit(llama.NullToken))
+	if parser != nil {
+		text, c := parser.Flush()
+		calls = append(calls, c...)
+		kept.WriteString(text)
+		if text != "" && !stopped {
+			yield(Chunk{Text: text, Token: llama.NullToken}, nil)
+		}
+	}
+	replyMsg := Message{Role: "assistant", Content: reply.String()}
+	if len(calls) > 0 {
+		if s.cfg.choice.Single {
+			calls = calls[:1]
+		}
+		for i := range calls {
+			if calls[i].ID == "" {
+				calls[i].ID = newCallID(s.format)
+			}
+		}
+		replyMsg.Content, replyMsg.ToolCalls = kept.String(), calls
+	}
 
 	// Commit: the reply joins the history, and its tokens the stream as
 	// far as their text is the reply's (a stop string may end mid-token).
@@ -532,7 +673,7 @@ func (s *Session) turn(ctx context.Context, msg Message, yield func(Chunk, error
 	text := full[len(before):]
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.history = append(history, Message{Role: "assistant", Content: full})
+	s.history = append(history, replyMsg)
 	s.text, s.tokens, s.ends = p.text, p.tokens, p.ends
 	n := 0
 	for i, id := range gen {
@@ -615,4 +756,96 @@ func dropTurn(history []Message, keep int) ([]Message, int) {
 		return history, 0
 	}
 	return append(slices.Clone(history[:start]), history[end:]...), end - start
+}
+
+// newCallID makes the id of a tool call: Mistral's templates want nine
+// letters and digits, others take OpenAI's call_ ids.
+func newCallID(f ToolFormat) string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	if f == ToolFormatMistral {
+		const alnum = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+		id := make([]byte, 9)
+		for i := range id {
+			id[i] = alnum[int(b[i])%len(alnum)]
+		}
+		return string(id)
+	}
+	return "call_" + hex.EncodeToString(b[:])
+}
+
+// ToolCalls returns the tool calls of the last reply, if any.
+func (s *Session) ToolCalls() []ToolCall {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if n := len(s.history); n > 0 && s.history[n-1].Role == "assistant" {
+		return slices.Clone(s.history[n-1].ToolCalls)
+	}
+	return nil
+}
+
+// ErrToolRounds is returned by Run when the model still calls tools after
+// the last round.
+var ErrToolRounds = errors.New("chat: the model still calls tools after the last round")
+
+// DefaultToolRounds is the rounds of Run when maxRounds is 0 or less.
+const DefaultToolRounds = 8
+
+// Run sends a user message and, as long as the reply calls functions of
+// WithFunctions, runs them and sends their results back as tool messages,
+// for at most maxRounds replies (DefaultToolRounds if maxRounds <= 0). It
+// returns the text of the last reply, without its thinking. A call of an
+// unknown function, or whose arguments do not decode, or that fails, is
+// answered with the error as its result, so that the model can correct
+// itself. The tool choice (WithToolChoice) applies to the first reply;
+// the later ones are ToolAuto. onChunk, if not nil, receives each reply's
+// chunks as they stream.
+func (s *Session) Run(ctx context.Context, message string, maxRounds int, onChunk func(Chunk)) (string, error) {
+	if maxRounds <= 0 {
+		maxRounds = DefaultToolRounds
+	}
+	msgs := []Message{{Role: "user", Content: message}}
+	g := s.grammar
+	for round := 1; ; round++ {
+		var text strings.Builder
+		for c, err := range s.send(ctx, msgs, g) {
+			if err != nil {
+				return text.String(), err
+			}
+			if onChunk != nil {
+				onChunk(c)
+			}
+			if !c.Thinking {
+				text.WriteString(c.Text)
+			}
+		}
+		calls := s.ToolCalls()
+		if len(calls) == 0 {
+			return text.String(), nil
+		}
+		if round >= maxRounds {
+			return text.String(), fmt.Errorf("%w (%d rounds)", ErrToolRounds, maxRounds)
+		}
+		msgs = msgs[:0]
+		for _, c := range calls {
+			result, err := s.callFunction(ctx, c)
+			if err != nil {
+				if ctx.Err() != nil {
+					return text.String(), ctx.Err()
+				}
+				result = "Error: " + err.Error()
+			}
+			msgs = append(msgs, Message{Role: "tool", Name: c.Function.Name, ToolCallID: c.ID, Content: result})
+		}
+		g = s.auto
+	}
+}
+
+// callFunction runs the function a call names.
+func (s *Session) callFunction(ctx context.Context, c ToolCall) (string, error) {
+	f := s.cfg.functions[c.Function.Name]
+	if f == nil {
+		return "", fmt.Errorf("%w: there is no function %q", ErrToolCall, c.Function.Name)
+	}
+	return f.Call(ctx, callArguments(c))
 }

@@ -235,7 +235,11 @@ func (t *Template) Builtin() bool { return t.name != "" }
 // Source is the Jinja source, or "" for a built-in template.
 func (t *Template) Source() string { return t.src }
 
-// Render renders a conversation. A template that calls raise_exception
+// Render renders a conversation. Tools, tool calls and tool results go to
+// the template as transformers passes them when it renders tools itself
+// (see NativeTools); otherwise they are rendered as text in the generic
+// format (see ToolFormatGeneric and GenericToolsPrompt). A template that
+// calls raise_exception
 // returns a *RaiseError; other failures wrap ErrRender, ErrTemplateLimit.
 //
 // Rendering is bounded: macro recursion deeper than 100 calls, range()
@@ -246,6 +250,9 @@ func (t *Template) Source() string { return t.src }
 // can still exhaust it by repeating a string ('x' * n) or doubling one
 // in a loop. Templates come from model files: treat them as code.
 func (t *Template) Render(msgs []Message, opts RenderOptions) (string, error) {
+	if !t.NativeTools() && usesTools(msgs, opts) {
+		msgs, opts = genericTools(msgs, opts)
+	}
 	if t.name != "" {
 		return t.renderBuiltin(msgs, opts)
 	}

@@ -60,11 +60,49 @@ type jsonSchemaSpec struct {
 // chatRequest is the body of POST /v1/chat/completions.
 type chatRequest struct {
 	samplingParams
-	Messages            []chatMessage   `json:"messages"`
-	MaxCompletionTokens *int            `json:"max_completion_tokens"`
-	Logprobs            *bool           `json:"logprobs"`
-	TopLogprobs         *int            `json:"top_logprobs"`
-	Tools               json.RawMessage `json:"tools"`
+	Messages            []chatMessage     `json:"messages"`
+	MaxCompletionTokens *int              `json:"max_completion_tokens"`
+	Logprobs            *bool             `json:"logprobs"`
+	TopLogprobs         *int              `json:"top_logprobs"`
+	Tools               []json.RawMessage `json:"tools"`
+	ToolChoice          *toolChoice       `json:"tool_choice"`
+	ParallelToolCalls   *bool             `json:"parallel_tool_calls"`
+}
+
+// toolChoice is "tool_choice": "auto", "none", "required", or
+// {"type": "function", "function": {"name": ...}}.
+type toolChoice struct {
+	mode string
+	name string
+}
+
+func (c *toolChoice) UnmarshalJSON(data []byte) error {
+	data = bytes.TrimSpace(data)
+	bad := fieldError("tool_choice", `must be "auto", "none", "required" or {"type": "function", "function": {"name": ...}}`)
+	switch {
+	case bytes.Equal(data, []byte("null")):
+		return nil
+	case len(data) > 0 && data[0] == '"':
+		if err := json.Unmarshal(data, &c.mode); err != nil {
+			return bad
+		}
+		switch c.mode {
+		case "auto", "none", "required":
+			return nil
+		}
+		return bad
+	}
+	var obj struct {
+		Type     string `json:"type"`
+		Function struct {
+			Name string `json:"name"`
+		} `json:"function"`
+	}
+	if err := json.Unmarshal(data, &obj); err != nil || obj.Type != "function" || obj.Function.Name == "" {
+		return bad
+	}
+	c.mode, c.name = "required", obj.Function.Name
+	return nil
 }
 
 // completionRequest is the body of POST /v1/completions and of the legacy

@@ -88,6 +88,7 @@ type tokenLogprob struct {
 	ID      llama.TokenID
 	Logprob float64
 	Top     []llama.TokenLogprob // most likely first
+	none    bool                 // the first token of an echoed prompt: no logprob
 }
 
 // usage counts the tokens of a request.

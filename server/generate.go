@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -23,8 +24,9 @@ type genParams struct {
 	stops        []string
 	sampling     []llama.SamplerOption
 	grammar      string
-	seed         int64 // -1: random
-	logprobs     int   // -1: none
+	grammarParam string // the request field the grammar comes from
+	seed         int64  // -1: random
+	logprobs     int    // -1: none
 	stream       bool
 	includeUsage bool
 }
@@ -37,7 +39,11 @@ type job struct {
 	created int64
 	prompts [][]llama.TokenID
 	echo    []string // completions with echo: the text of each prompt
-	p       *genParams
+	// echoLogprobs are those of each echoed prompt's tokens, with
+	// logprobs.
+	echoLogprobs [][]tokenLogprob
+	p            *genParams
+	tools        *toolSetup // chat with tools: replies are parsed for calls
 }
 
 func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
@@ -46,15 +52,14 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, err)
 		return
 	}
-	if !s.knownModel(req.Model) {
-		s.fail(w, modelNotFound(req.Model))
+	if !s.checkModel(w, r, req.Model) {
 		return
 	}
 	maxTokens := req.MaxTokens
 	if req.MaxCompletionTokens != nil {
 		maxTokens = req.MaxCompletionTokens
 	}
-	p, err := s.genParams(&req.samplingParams, maxTokens, s.cfg.MaxTokens)
+	p, err := s.genParams(&req.samplingParams, maxTokens, s.cfg.MaxTokens, 1)
 	if err != nil {
 		s.fail(w, err)
 		return
@@ -72,17 +77,27 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 			p.logprobs = *req.TopLogprobs
 		}
 	}
-	if t := strings.TrimSpace(string(req.Tools)); t != "" && t != "null" && t != "[]" {
-		s.fail(w, badRequest("tools", "Tools are not supported by this server."))
-		return
-	}
-	prompt, err := s.chatPrompt(req.Messages)
+	tools, choice, err := s.chatTools(&req)
 	if err != nil {
 		s.fail(w, err)
 		return
 	}
+	j := &job{chat: true, id: newID("chatcmpl-"), created: time.Now().Unix(), p: p}
+	if len(tools) > 0 && choice.Mode != chat.ToolNone {
+		if err := s.toolGrammar(p, tools, choice); err != nil {
+			s.fail(w, err)
+			return
+		}
+		j.tools = &toolSetup{format: s.toolFormat, single: choice.Single}
+	}
+	prompt, err := s.chatPrompt(req.Messages, tools)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	j.prompts = [][]llama.TokenID{prompt}
 	p.stops = append(p.stops, s.stops...)
-	s.generate(w, r, &job{chat: true, id: newID("chatcmpl-"), created: time.Now().Unix(), prompts: [][]llama.TokenID{prompt}, p: p})
+	s.generate(w, r, j)
 }
 
 func (s *Server) handleCompletions(w http.ResponseWriter, r *http.Request) {
@@ -94,7 +109,7 @@ func (s *Server) handleCompletions(w http.ResponseWriter, r *http.Request) {
 	if !s.checkModel(w, r, req.Model) {
 		return
 	}
-	p, err := s.genParams(&req.samplingParams, req.MaxTokens, min(completionMaxTokens, s.cfg.MaxTokens))
+	p, err := s.genParams(&req.samplingParams, req.MaxTokens, min(completionMaxTokens, s.cfg.MaxTokens), 0)
 	if err != nil {
 		s.fail(w, err)
 		return
@@ -134,6 +149,16 @@ func (s *Server) handleCompletions(w http.ResponseWriter, r *http.Request) {
 				text = s.piecesText(toks)
 			}
 			j.echo = append(j.echo, text)
+		}
+		if req.Echo && p.logprobs >= 0 {
+			lps, err := s.scorer.score(r.Context(), toks, p.logprobs)
+			if err != nil {
+				if r.Context().Err() == nil {
+					s.fail(w, asAPIError(err))
+				}
+				return
+			}
+			j.echoLogprobs = append(j.echoLogprobs, lps)
 		}
 	}
 	s.generate(w, r, j)
@@ -181,7 +206,10 @@ func (s *Server) piecesText(toks []llama.TokenID) string {
 
 // chatPrompt renders the messages with the chat template and tokenizes
 // them, as chat.Session does for its first turn.
-func (s *Server) chatPrompt(in []chatMessage) ([]llama.TokenID, error) {
+//
+// A last assistant message (without tool calls) is a prefill, as
+// llama-server takes it: the reply continues its text.
+func (s *Server) chatPrompt(in []chatMessage, tools []chat.Tool) ([]llama.TokenID, error) {
 	if len(in) == 0 {
 		return nil, badRequest("messages", "'messages' is required and must not be empty.")
 	}
@@ -198,9 +226,18 @@ func (s *Server) chatPrompt(in []chatMessage) ([]llama.TokenID, error) {
 			return nil, badRequest(fmt.Sprintf("messages[%d].role", i), "Message %d has the unknown role %q.", i, m.Role)
 		}
 		msgs[i] = chat.Message{Role: role, Content: m.Content.text, Reasoning: m.Reasoning,
-			ToolCalls: m.ToolCalls, Name: m.Name, ToolCallID: m.ToolCallID}
+			ToolCalls: objectArguments(m.ToolCalls), Name: m.Name, ToolCallID: m.ToolCallID}
 	}
-	text, err := s.tmpl.Render(msgs, renderOptions(s.model, true))
+	prefill := ""
+	if last := msgs[len(msgs)-1]; len(msgs) > 1 && last.Role == "assistant" && len(last.ToolCalls) == 0 {
+		prefill, msgs = last.Content, msgs[:len(msgs)-1]
+	}
+	opts := renderOptions(s.model, true)
+	for _, t := range tools {
+		opts.Tools = append(opts.Tools, t)
+	}
+	text, err := s.tmpl.Render(msgs, opts)
+	text += prefill
 	if err != nil {
 		var re *chat.RaiseError
 		if errors.As(err, &re) {
@@ -230,21 +267,21 @@ func (s *Server) chatPrompt(in []chatMessage) ([]llama.TokenID, error) {
 // genParams checks the sampling fields and turns them into sampler
 // options. Fields not given keep llama.cpp's defaults (temperature 0.8,
 // top_k 40, top_p 0.95, min_p 0.05), as llama-server does.
-func (s *Server) genParams(q *samplingParams, maxTokens *int, defMax int) (*genParams, error) {
+func (s *Server) genParams(q *samplingParams, maxTokens *int, defMax, minTokens int) (*genParams, error) {
 	p := &genParams{n: 1, maxTokens: defMax, seed: -1, logprobs: -1, stream: q.Stream}
 	p.includeUsage = q.StreamOptions != nil && q.StreamOptions.IncludeUsage
 	if maxTokens != nil {
-		switch {
-		case *maxTokens < 1:
-			return nil, badRequest("max_tokens", "'max_tokens' must be at least 1, not %d.", *maxTokens)
-		case *maxTokens > s.cfg.MaxTokens:
-			return nil, badRequest("max_tokens", "'max_tokens' is %d, more than this server's limit of %d.", *maxTokens, s.cfg.MaxTokens)
+		// More than the server's limit is clamped to it, as llama-server
+		// does: the choice ends with finish_reason "length". A text
+		// completion may ask for 0 (with echo, to get the prompt back).
+		if *maxTokens < minTokens {
+			return nil, badRequest("max_tokens", "'max_tokens' must be at least %d, not %d.", minTokens, *maxTokens)
 		}
-		p.maxTokens = *maxTokens
+		p.maxTokens = min(*maxTokens, s.cfg.MaxTokens)
 	}
 	if q.N != nil {
-		if *q.N < 1 || *q.N > s.cfg.Parallel {
-			return nil, badRequest("n", "'n' must be between 1 and %d (the parallel sequences of this server), not %d.", s.cfg.Parallel, *q.N)
+		if *q.N < 1 || *q.N > MaxChoices {
+			return nil, badRequest("n", "'n' must be between 1 and %d, not %d.", MaxChoices, *q.N)
 		}
 		p.n = *q.N
 	}
@@ -351,7 +388,7 @@ func (s *Server) genParams(q *samplingParams, maxTokens *int, defMax int) (*genP
 		}
 		switch rf.Type {
 		case "json_object":
-			p.grammar = jsonObjectGrammar
+			p.grammar, p.grammarParam = jsonObjectGrammar, "response_format"
 		case "json_schema":
 			if rf.JSONSchema == nil || len(rf.JSONSchema.Schema) == 0 || string(rf.JSONSchema.Schema) == "null" {
 				return nil, badRequest("response_format.json_schema.schema", "'response_format' of type json_schema needs 'json_schema.schema'.")
@@ -360,7 +397,7 @@ func (s *Server) genParams(q *samplingParams, maxTokens *int, defMax int) (*genP
 			if err != nil {
 				return nil, badRequest("response_format.json_schema.schema", "The JSON schema cannot be used: %s.", trimLlama(err))
 			}
-			p.grammar = g
+			p.grammar, p.grammarParam = g, "response_format"
 		default:
 			return nil, badRequest("response_format.type", "'response_format.type' must be text, json_object or json_schema, not %q.", rf.Type)
 		}
@@ -371,10 +408,11 @@ func (s *Server) genParams(q *samplingParams, maxTokens *int, defMax int) (*genP
 	return p, nil
 }
 
-// samplers makes the n samplers of one prompt: choice i gets seed+i.
-func (s *Server) samplers(p *genParams) ([]*llama.Sampler, error) {
+// samplers makes the samplers of choices first to first+count-1 of a
+// prompt: choice i gets seed+i.
+func (s *Server) samplers(p *genParams, first, count int) ([]*llama.Sampler, error) {
 	var out []*llama.Sampler
-	for i := range p.n {
+	for i := first; i < first+count; i++ {
 		seed := uint32(llama.DefaultSeed)
 		if p.seed >= 0 {
 			seed = uint32((p.seed + int64(i)) % math.MaxUint32)
@@ -387,8 +425,8 @@ func (s *Server) samplers(p *genParams) ([]*llama.Sampler, error) {
 			switch {
 			case errors.Is(err, llama.ErrInvalidGrammar):
 				param := "grammar"
-				if p.grammar == jsonObjectGrammar {
-					param = "response_format"
+				if p.grammarParam != "" {
+					param = p.grammarParam
 				}
 				return nil, badRequest(param, "The grammar does not parse: %v.", strings.TrimPrefix(err.Error(), "llama: "))
 			case errors.Is(err, llama.ErrInvalidArgument), errors.Is(err, llama.ErrInvalidToken):
@@ -409,30 +447,52 @@ func (s *Server) generate(w http.ResponseWriter, r *http.Request, j *job) {
 		return
 	}
 	ctx := r.Context()
-	out := newOutbox(len(j.prompts))
+	if j.p.maxTokens == 0 {
+		// Nothing to generate (a completion with max_tokens 0): each
+		// choice is its echo, if any.
+		out := newOutbox(0)
+		for i := range len(j.prompts) * j.p.n {
+			out.send(event{choice: i, finish: "length"})
+		}
+		for _, p := range j.prompts {
+			out.usage.prompt += len(p)
+		}
+		s.respond(ctx, w, j, out)
+		return
+	}
+	// Choices beyond the parallel sequences go to more tasks, which wait
+	// in the queue for their slots.
 	var tasks []*task
+	for i, prompt := range j.prompts {
+		for first := 0; first < j.p.n; first += s.cfg.Parallel {
+			tasks = append(tasks, &task{prompt: prompt, n: min(s.cfg.Parallel, j.p.n-first), choiceBase: i*j.p.n + first})
+		}
+	}
+	out := newOutbox(len(tasks))
 	closeAll := func() {
 		for _, t := range tasks {
 			t.closeSamplers()
 		}
 	}
-	for i, prompt := range j.prompts {
-		sms, err := s.samplers(j.p)
+	for _, t := range tasks {
+		sms, err := s.samplers(j.p, t.choiceBase%j.p.n, t.n)
 		if err != nil {
 			closeAll()
 			s.fail(w, err)
 			return
 		}
-		tasks = append(tasks, &task{
-			ctx: ctx, prompt: prompt, n: j.p.n, choiceBase: i * j.p.n, maxTokens: j.p.maxTokens,
-			stops: j.p.stops, samplers: sms, logprobs: j.p.logprobs, out: out,
-		})
+		t.ctx, t.maxTokens, t.stops, t.samplers, t.logprobs, t.out = ctx, j.p.maxTokens, j.p.stops, sms, j.p.logprobs, out
 	}
 	if err := s.eng.submit(tasks...); err != nil {
 		closeAll()
 		s.fail(w, err)
 		return
 	}
+	s.respond(ctx, w, j, out)
+}
+
+// respond answers with the job's result, or streams it.
+func (s *Server) respond(ctx context.Context, w http.ResponseWriter, j *job, out *outbox) {
 	if j.p.stream {
 		s.stream(ctx, w, j, out)
 		return
@@ -494,15 +554,37 @@ func (s *Server) collect(ctx context.Context, w http.ResponseWriter, j *job, out
 		}
 		return
 	}
-	resp := map[string]any{"id": j.id, "created": j.created, "model": s.cfg.ModelID, "usage": usageOf(u)}
+	resp := map[string]any{"id": j.id, "created": j.created, "model": s.cfg.ModelID, "usage": usageOf(u),
+		"system_fingerprint": s.fingerprint}
 	list := make([]any, len(choices))
 	for i := range choices {
 		c := &choices[i]
 		if j.chat {
+			msg := map[string]any{"role": "assistant", "content": c.text.String()}
+			finish := c.finish
+			if j.tools != nil {
+				ct := newChoiceTools(j.tools)
+				text, calls := ct.feed(s, c.text.String(), true)
+				msg["content"] = text
+				if len(calls) > 0 {
+					if strings.TrimSpace(text) == "" {
+						msg["content"] = nil
+					}
+					list := make([]toolCallJSON, len(calls))
+					for k, call := range calls {
+						args := argumentsText(call)
+						list[k] = toolCallJSON{ID: call.ID, Type: "function", Function: functionCallJSON{Name: call.Function.Name, Arguments: &args}}
+					}
+					msg["tool_calls"] = list
+					if finish == "stop" {
+						finish = "tool_calls"
+					}
+				}
+			}
 			ch := map[string]any{
 				"index":         i,
-				"message":       map[string]any{"role": "assistant", "content": c.text.String()},
-				"finish_reason": c.finish,
+				"message":       msg,
+				"finish_reason": finish,
 				"logprobs":      nil,
 			}
 			if j.p.logprobs >= 0 {
@@ -514,10 +596,21 @@ func (s *Server) collect(ctx context.Context, w http.ResponseWriter, j *job, out
 		ch := map[string]any{"index": i, "text": c.text.String(), "finish_reason": c.finish, "logprobs": nil}
 		if j.p.logprobs >= 0 {
 			offset := 0
-			if j.echo != nil {
-				offset = len(j.echo[i/j.p.n])
+			var echoed *completionLogprobs
+			if j.echoLogprobs != nil {
+				echoed = s.completionLogprobs(j.echoLogprobs[i/j.p.n], &offset)
 			}
-			ch["logprobs"] = s.completionLogprobs(c.logprobs, &offset)
+			if j.echo != nil {
+				offset = len(j.echo[i/j.p.n]) // the pieces may differ from the text (a leading space)
+			}
+			lps := s.completionLogprobs(c.logprobs, &offset)
+			if echoed != nil {
+				lps.Tokens = append(echoed.Tokens, lps.Tokens...)
+				lps.TokenLogprobs = append(echoed.TokenLogprobs, lps.TokenLogprobs...)
+				lps.TopLogprobs = append(echoed.TopLogprobs, lps.TopLogprobs...)
+				lps.TextOffset = append(echoed.TextOffset, lps.TextOffset...)
+			}
+			ch["logprobs"] = lps
 		}
 		list[i] = ch
 	}
@@ -597,17 +690,26 @@ func (s *Server) chatLogprobs(lps []tokenLogprob) *chatLogprobs {
 // Logprobs in the legacy completions format.
 type completionLogprobs struct {
 	Tokens        []string             `json:"tokens"`
-	TokenLogprobs []float64            `json:"token_logprobs"`
+	TokenLogprobs []*float64           `json:"token_logprobs"`
 	TopLogprobs   []map[string]float64 `json:"top_logprobs"`
 	TextOffset    []int                `json:"text_offset"`
 }
 
 func (s *Server) completionLogprobs(lps []tokenLogprob, offset *int) *completionLogprobs {
-	out := &completionLogprobs{Tokens: []string{}, TokenLogprobs: []float64{}, TopLogprobs: []map[string]float64{}, TextOffset: []int{}}
+	out := &completionLogprobs{Tokens: []string{}, TokenLogprobs: []*float64{}, TopLogprobs: []map[string]float64{}, TextOffset: []int{}}
 	for _, lp := range lps {
 		piece := s.piece(lp.ID)
 		out.Tokens = append(out.Tokens, piece)
-		out.TokenLogprobs = append(out.TokenLogprobs, jsonLogprob(lp.Logprob))
+		out.TextOffset = append(out.TextOffset, *offset)
+		*offset += len(piece)
+		if lp.none {
+			// The first token of an echoed prompt: null, as OpenAI's.
+			out.TokenLogprobs = append(out.TokenLogprobs, nil)
+			out.TopLogprobs = append(out.TopLogprobs, nil)
+			continue
+		}
+		v := jsonLogprob(lp.Logprob)
+		out.TokenLogprobs = append(out.TokenLogprobs, &v)
 		top := map[string]float64{}
 		for _, a := range lp.Top {
 			if _, dup := top[s.piece(a.ID)]; !dup {
@@ -615,20 +717,19 @@ func (s *Server) completionLogprobs(lps []tokenLogprob, offset *int) *completion
 			}
 		}
 		out.TopLogprobs = append(out.TopLogprobs, top)
-		out.TextOffset = append(out.TextOffset, *offset)
-		*offset += len(piece)
 	}
 	return out
 }
 
 // Streaming chunks.
 type chunkJSON struct {
-	ID      string        `json:"id"`
-	Object  string        `json:"object"`
-	Created int64         `json:"created"`
-	Model   string        `json:"model"`
-	Choices []chunkChoice `json:"choices"`
-	Usage   *usageJSON    `json:"usage,omitempty"`
+	ID                string        `json:"id"`
+	Object            string        `json:"object"`
+	Created           int64         `json:"created"`
+	Model             string        `json:"model"`
+	SystemFingerprint string        `json:"system_fingerprint"`
+	Choices           []chunkChoice `json:"choices"`
+	Usage             *usageJSON    `json:"usage,omitempty"`
 }
 
 type chunkChoice struct {
@@ -640,8 +741,9 @@ type chunkChoice struct {
 }
 
 type deltaJSON struct {
-	Role    string  `json:"role,omitempty"`
-	Content *string `json:"content,omitempty"`
+	Role      string         `json:"role,omitempty"`
+	Content   *string        `json:"content,omitempty"`
+	ToolCalls []toolCallJSON `json:"tool_calls,omitempty"`
 }
 
 // sse writes server-sent events, each write within WriteTimeout.
@@ -687,10 +789,17 @@ func (s *Server) stream(ctx context.Context, w http.ResponseWriter, j *job, out 
 		object = "chat.completion.chunk"
 	}
 	chunk := func(c chunkChoice) chunkJSON {
-		return chunkJSON{ID: j.id, Object: object, Created: j.created, Model: s.cfg.ModelID, Choices: []chunkChoice{c}}
+		return chunkJSON{ID: j.id, Object: object, Created: j.created, Model: s.cfg.ModelID, SystemFingerprint: s.fingerprint, Choices: []chunkChoice{c}}
 	}
 	nChoices := len(j.prompts) * j.p.n
 	offsets := make([]int, nChoices)
+	var tools []*choiceTools
+	if j.tools != nil {
+		tools = make([]*choiceTools, nChoices)
+		for i := range tools {
+			tools[i] = newChoiceTools(j.tools)
+		}
+	}
 	for i := range nChoices {
 		switch {
 		case j.chat:
@@ -698,8 +807,12 @@ func (s *Server) stream(ctx context.Context, w http.ResponseWriter, j *job, out 
 			e.data(chunk(chunkChoice{Index: i, Delta: &deltaJSON{Role: "assistant", Content: &empty}}))
 		case j.echo != nil:
 			text := j.echo[i/j.p.n]
+			c := chunkChoice{Index: i, Text: &text}
+			if j.echoLogprobs != nil {
+				c.Logprobs = s.completionLogprobs(j.echoLogprobs[i/j.p.n], &offsets[i])
+			}
 			offsets[i] = len(text)
-			e.data(chunk(chunkChoice{Index: i, Text: &text}))
+			e.data(chunk(c))
 		}
 	}
 	if err := e.flush(); err != nil {
@@ -709,6 +822,32 @@ func (s *Server) stream(ctx context.Context, w http.ResponseWriter, j *job, out 
 		for _, ev := range evs {
 			c := chunkChoice{Index: ev.choice}
 			text := ev.text
+			finish := ev.finish
+			if tools != nil {
+				// Calls as OpenAI streams them: a delta with the index,
+				// id, type and name, then the arguments.
+				ct := tools[ev.choice]
+				var calls []chat.ToolCall
+				text, calls = ct.feed(s, text, ev.finish != "")
+				if text != "" {
+					e.data(chunk(chunkChoice{Index: ev.choice, Delta: &deltaJSON{Content: &text}}))
+					text = ""
+				}
+				for n, call := range calls {
+					k := len(ct.calls) - len(calls) + n
+					empty, args := "", argumentsText(call)
+					e.data(chunk(chunkChoice{Index: ev.choice, Delta: &deltaJSON{ToolCalls: []toolCallJSON{
+						{Index: &k, ID: call.ID, Type: "function", Function: functionCallJSON{Name: call.Function.Name, Arguments: &empty}}}}}))
+					e.data(chunk(chunkChoice{Index: ev.choice, Delta: &deltaJSON{ToolCalls: []toolCallJSON{
+						{Index: &k, Function: functionCallJSON{Arguments: &args}}}}}))
+				}
+				if finish == "stop" && len(ct.calls) > 0 {
+					finish = "tool_calls"
+				}
+				if ev.logprobs == nil && finish == "" {
+					continue
+				}
+			}
 			if j.chat {
 				c.Delta = &deltaJSON{}
 				if text != "" {
@@ -724,15 +863,14 @@ func (s *Server) stream(ctx context.Context, w http.ResponseWriter, j *job, out 
 					c.Logprobs = s.completionLogprobs(ev.logprobs, &offsets[ev.choice])
 				}
 			}
-			if ev.finish != "" {
+			if finish != "" {
 				if j.chat && text != "" {
 					// The text, then the end in a chunk of its own, as
 					// OpenAI sends it.
 					e.data(chunk(c))
 					c = chunkChoice{Index: ev.choice, Delta: &deltaJSON{}}
 				}
-				f := ev.finish
-				c.FinishReason = &f
+				c.FinishReason = &finish
 			}
 			e.data(chunk(c))
 		}
@@ -746,8 +884,23 @@ func (s *Server) stream(ctx context.Context, w http.ResponseWriter, j *job, out 
 		return
 	}
 	if j.p.includeUsage {
-		e.data(chunkJSON{ID: j.id, Object: object, Created: j.created, Model: s.cfg.ModelID, Choices: []chunkChoice{}, Usage: usageOf(u)})
+		e.data(chunkJSON{ID: j.id, Object: object, Created: j.created, Model: s.cfg.ModelID, SystemFingerprint: s.fingerprint, Choices: []chunkChoice{}, Usage: usageOf(u)})
 	}
 	e.buf = append(e.buf, "data: [DONE]\n\n"...)
 	_ = e.flush()
+}
+
+// objectArguments passes the arguments of calls, which OpenAI clients
+// send as a JSON string, as the object they hold: templates render them
+// with tojson, as transformers has them.
+func objectArguments(calls []chat.ToolCall) []chat.ToolCall {
+	out := slices.Clone(calls)
+	for i, c := range out {
+		if s, ok := c.Function.Arguments.(string); ok {
+			if t := strings.TrimSpace(s); strings.HasPrefix(t, "{") && json.Valid([]byte(t)) {
+				out[i].Function.Arguments = json.RawMessage(t)
+			}
+		}
+	}
+	return out
 }

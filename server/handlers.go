@@ -60,6 +60,13 @@ func (s *Server) middleware(mux *http.ServeMux) http.Handler {
 		_, pattern := mux.Handler(r)
 		route := routeLabel(pattern)
 		rec := &statusWriter{ResponseWriter: w}
+		// Every response carries a request id: the client's, if it sent a
+		// usable one, as OpenAI's x-request-id.
+		id := r.Header.Get("X-Request-Id")
+		if !validRequestID(id) {
+			id = newID("req_")
+		}
+		w.Header().Set("X-Request-Id", id)
 		defer func() {
 			code := rec.code
 			if code == 0 {
@@ -131,13 +138,53 @@ func (s *Server) cors(w http.ResponseWriter, r *http.Request) bool {
 		return false
 	}
 	h.Set("Access-Control-Allow-Origin", allowed)
+	h.Set("Access-Control-Expose-Headers", "X-Request-Id")
 	if r.Method != http.MethodOptions || r.Header.Get("Access-Control-Request-Method") == "" {
 		return false
 	}
 	h.Set("Access-Control-Allow-Methods", "GET, POST, OPTIONS")
-	h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type")
+	// The headers the page asks for are allowed, as llama-server does:
+	// the official SDKs send their own (x-stainless-*, openai-*), and
+	// the origin is what CORS checks. They are only echoed when they are
+	// a well-formed list of header names.
+	allow := "Authorization, Content-Type"
+	if req := r.Header.Get("Access-Control-Request-Headers"); req != "" && len(req) <= 4096 && headerList(req) {
+		allow = req
+	}
+	h.Set("Access-Control-Allow-Headers", allow)
+	h.Add("Vary", "Access-Control-Request-Headers")
 	h.Set("Access-Control-Max-Age", "600")
 	w.WriteHeader(http.StatusNoContent)
+	return true
+}
+
+// headerList reports whether s is a comma-separated list of header names.
+func headerList(s string) bool {
+	for name := range strings.SplitSeq(s, ",") {
+		name = strings.TrimSpace(name)
+		if name == "" {
+			return false
+		}
+		for _, c := range name {
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune("!#$%&'*+-.^_`|~", c)) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// validRequestID reports whether a client's X-Request-Id may be echoed:
+// 1 to 128 printable ASCII characters.
+func validRequestID(id string) bool {
+	if id == "" || len(id) > 128 {
+		return false
+	}
+	for i := range len(id) {
+		if id[i] < 0x21 || id[i] > 0x7e {
+			return false
+		}
+	}
 	return true
 }
 

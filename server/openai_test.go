@@ -258,12 +258,23 @@ func TestSDKChoices(t *testing.T) {
 		}
 	}
 
-	// More choices than slots is a 400.
+	// More choices than slots wait for slots: choice i is still the one
+	// of seed+i.
 	params.N = openai.Int(5)
-	_, err := client.Chat.Completions.New(ctx, params)
+	five, err := client.Chat.Completions.New(ctx, params)
+	if err != nil || len(five.Choices) != 5 {
+		t.Fatalf("n = 5 with 4 slots: %v", err)
+	}
+	for i, ch := range five.Choices {
+		if i < len(first) && ch.Message.Content != first[i] || ch.Index != int64(i) || ch.FinishReason == "" {
+			t.Errorf("n = 5, choice %d: %q (%s), want %q", i, ch.Message.Content, ch.FinishReason, first[min(i, len(first)-1)])
+		}
+	}
+	params.N = openai.Int(MaxChoices + 1)
+	_, err = client.Chat.Completions.New(ctx, params)
 	var apiErr *openai.Error
 	if !errors.As(err, &apiErr) || apiErr.StatusCode != 400 || apiErr.Param != "n" {
-		t.Errorf("n = 5 with 4 slots: %v", err)
+		t.Errorf("n = %d: %v", MaxChoices+1, err)
 	}
 }
 
@@ -408,6 +419,7 @@ func TestSDKModelsAndErrors(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.Aliases = []string{"gpt-3.5-turbo"}
 	cfg.APIKey = "sk-test"
+	cfg.StrictModel = true
 	_, base := startServer(t, cfg)
 	client, ctx := sdk(base, option.WithAPIKey("sk-test")), testContext(t)
 	page, err := client.Models.List(ctx)

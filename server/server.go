@@ -2,6 +2,8 @@ package server
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -34,19 +36,26 @@ const (
 	// completionMaxTokens is the max_tokens of a text completion that gives
 	// none: OpenAI's default for the legacy endpoint.
 	completionMaxTokens = 16
-	maxStops            = 16
-	maxPrompts          = 64
+	// MaxChoices is the most choices (n) of one request. Choices beyond
+	// Config.Parallel run as more tasks, which wait in the queue for
+	// slots like other requests (counted against QueueSize).
+	MaxChoices = 128
+	maxStops   = 16
+	maxPrompts = 64
 )
 
 // Config configures a Server. The zero value of every field means its
 // default.
 type Config struct {
-	// ModelID is the model's name in requests and in /v1/models (default:
-	// the model file's name without .gguf). Aliases are more names that
-	// requests may use, such as the engine of legacy clients; a request
-	// naming another model gets 404. A request without a model is served.
-	ModelID string
-	Aliases []string
+	// ModelID is the model's name in responses and in /v1/models
+	// (default: the model file's name without .gguf). Aliases are more
+	// names listed with it. As llama-server does, a request naming any
+	// model is served by the one model, and the response names ModelID;
+	// with StrictModel, a request naming a model that is neither ModelID
+	// nor an alias gets 404. A request without a model is served.
+	ModelID     string
+	Aliases     []string
+	StrictModel bool
 
 	// Parallel is the number of sequences decoded together (slots),
 	// default DefaultParallel. SlotContext is the positions of each slot:
@@ -124,10 +133,14 @@ type Server struct {
 	stops   []string // the chat template's end-of-turn markers
 	eng     *engine
 	emb     *embedder
+	scorer  *scorer // prompt logprobs of completions with echo
 	met     *metrics
 	handler http.Handler
 	names   []string
 	created int64
+
+	toolFormat  chat.ToolFormat // how the template's model writes tool calls
+	fingerprint string          // system_fingerprint: the model and llama.cpp build
 
 	shutting atomic.Bool
 	mu       sync.Mutex
@@ -152,6 +165,8 @@ func New(m *llama.Model, cfg Config) (*Server, error) {
 		s.tmpl = t
 	}
 	s.stops = templateStops(m, s.tmpl)
+	s.toolFormat = chat.DetectToolFormat(s.tmpl)
+	s.fingerprint = fingerprint(m)
 	s.names = append([]string{cfg.ModelID}, cfg.Aliases...)
 	ctxOpts := append([]llama.ContextOption{
 		llama.WithThreads(cfg.Threads), llama.WithBatchThreads(cfg.BatchThreads),
@@ -165,6 +180,7 @@ func New(m *llama.Model, cfg Config) (*Server, error) {
 	}
 	s.eng = eng
 	s.emb = newEmbedder(m, cfg.EmbedContext, ctxOpts)
+	s.scorer = newScorer(m, cfg.SlotContext, ctxOpts)
 	s.base, s.stop = context.WithCancel(context.Background())
 	s.handler = s.routes()
 	return s, nil
@@ -257,7 +273,8 @@ func (s *Server) Handler() http.Handler { return s.handler }
 // http.ErrServerClosed then.
 func (s *Server) Serve(l net.Listener) error {
 	s.mu.Lock()
-	if s.closed || s.srv != nil {
+	if s.closed || s.srv != nil || s.shutting.Load() {
+		// A Shutdown that came first stops it too.
 		s.mu.Unlock()
 		l.Close()
 		return http.ErrServerClosed
@@ -333,12 +350,22 @@ func (s *Server) Close() error {
 	}
 	s.eng.close()
 	s.emb.close()
+	s.scorer.close()
 	return nil
 }
 
-// knownModel reports whether a request may name model.
+// knownModel reports whether a request may name model: any name, unless
+// Config.StrictModel.
 func (s *Server) knownModel(model string) bool {
-	return model == "" || slices.Contains(s.names, model)
+	return !s.cfg.StrictModel || model == "" || slices.Contains(s.names, model)
+}
+
+// fingerprint is the system_fingerprint of responses: it changes with the
+// model file and with the llama.cpp build, which together decide the
+// output for a seed.
+func fingerprint(m *llama.Model) string {
+	h := sha256.Sum256([]byte(m.Fingerprint() + "\x00" + llama.BuildInfo().Commit))
+	return "fp_" + hex.EncodeToString(h[:5])
 }
 
 // turnMarkers are the end-of-turn and start-of-turn markers of chat

@@ -87,7 +87,7 @@ func TestCORS(t *testing.T) {
 	}
 	r := preflight(on, "https://app.example")
 	if r.StatusCode != 204 || r.Header.Get("Access-Control-Allow-Origin") != "https://app.example" ||
-		!strings.Contains(r.Header.Get("Access-Control-Allow-Headers"), "Authorization") {
+		!strings.Contains(strings.ToLower(r.Header.Get("Access-Control-Allow-Headers")), "authorization") {
 		t.Errorf("CORS on: %d %v", r.StatusCode, r.Header)
 	}
 	if r := preflight(on, "https://evil.example"); r.Header.Get("Access-Control-Allow-Origin") != "" {

@@ -31,6 +31,7 @@ type serveOptions struct {
 	Host         string
 	Port         int
 	Aliases      []string
+	StrictModel  bool
 	ChatTemplate string
 
 	Parallel     int
@@ -106,7 +107,8 @@ func newServeCmd(streams *iostreams, runF func(*serveOptions) error) *cobra.Comm
 	f.StringVarP(&opts.Model, "model", "m", "", "model file (GGUF) or model reference, required")
 	f.StringVar(&opts.Host, "host", "127.0.0.1", "address to listen on")
 	f.IntVar(&opts.Port, "port", 8080, "port to listen on (0: any free port)")
-	f.StringArrayVar(&opts.Aliases, "alias", nil, "another name requests may use for the model (repeatable; the first is reported by /v1/models)")
+	f.StringArrayVar(&opts.Aliases, "alias", nil, "another name of the model in /v1/models (repeatable; the first is the one responses report)")
+	f.BoolVar(&opts.StrictModel, "strict-model", false, "refuse (404) requests naming a model other than the model's name or an alias (default: any name is served by the model)")
 	f.StringVar(&opts.ChatTemplate, "chat-template", "", "chat template: a built-in name (chatml, llama3, ...) or a file of Jinja source (default: the model's, else chatml)")
 	f.IntVar(&opts.Parallel, "parallel", server.DefaultParallel, "requests decoded together (slots)")
 	f.IntVarP(&opts.CtxSize, "ctx-size", "c", 0, "positions of each slot, prompt and reply (0: 4096 or the model's trained context, if smaller)")
@@ -288,6 +290,7 @@ func runServe(ctx context.Context, opts *serveOptions) error {
 	}
 	cfg := server.Config{
 		Aliases:      opts.Aliases,
+		StrictModel:  opts.StrictModel,
 		Parallel:     opts.Parallel,
 		SlotContext:  opts.CtxSize,
 		UnifiedKV:    opts.KVUnified,

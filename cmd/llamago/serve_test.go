@@ -40,14 +40,14 @@ func TestServeFlags(t *testing.T) {
 			"-t", "2", "-tb", "3", "-ngl", "0", "-fa", "off", "-ctk", "q8_0", "--queue", "0", "--max-prompt-tokens", "100",
 			"--max-tokens", "50", "--api-key-file", keyFile, "--cors", "https://a.example", "--cors", "*",
 			"--max-body-bytes", "1000", "--read-timeout", "5s", "--write-timeout", "0", "--shutdown-timeout", "1s",
-			"--alias", "gpt-3.5-turbo", "--alias", "davinci", "--chat-template", "chatml", "--kv-unified", "-q",
+			"--alias", "gpt-3.5-turbo", "--alias", "davinci", "--strict-model", "--chat-template", "chatml", "--kv-unified", "-q",
 		}, check: func(t *testing.T, o *serveOptions) {
 			if o.Host != "0.0.0.0" || o.Port != 0 || o.Parallel != 8 || o.CtxSize != 2048 || o.BatchSize != 512 ||
 				o.UBatchSize != 128 || o.Threads != 2 || o.ThreadsBatch != 3 || o.GPULayers != 0 ||
 				o.flashAttn != llama.FlashAttentionOff || o.cacheK != llama.CacheQ8_0 || o.Queue != 0 ||
 				o.MaxPromptTokens != 100 || o.MaxTokens != 50 || len(o.CORS) != 2 || o.MaxBodyBytes != 1000 ||
 				o.ReadTimeout != 5*time.Second || o.WriteTimeout != 0 || o.ShutdownTimeout != time.Second ||
-				len(o.Aliases) != 2 || o.builtin != "chatml" || !o.KVUnified || !o.Quiet {
+				len(o.Aliases) != 2 || !o.StrictModel || o.builtin != "chatml" || !o.KVUnified || !o.Quiet {
 				t.Errorf("parsed: %+v", o)
 			}
 			if key, err := o.apiKey(); err != nil || key != "s3cret" {
