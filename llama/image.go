@@ -75,6 +75,9 @@ func (im *Image) Width() int { return im.width }
 // Height is the image's height in pixels.
 func (im *Image) Height() int { return im.height }
 
+// Pixels returns a copy of the image's RGB bytes.
+func (im *Image) Pixels() []byte { return bytes.Clone(im.rgb) }
+
 // Hash is the hex SHA-256 of the image's size and pixels.
 func (im *Image) Hash() string { return hex.EncodeToString(im.hash[:]) }
 

@@ -214,7 +214,9 @@ func (c *Context) evalMedia(ctx context.Context, q *Sequence, mp *mediaPrompt, c
 	if !h.valid {
 		c.clearSeq(seq)
 	}
-	if pre < len(h.tokens) && !c.removeTail(seq, pre) {
+	// A sequence that holds all of it keeps what follows, which the
+	// generation's own prefix match then trims.
+	if pre < mp.end && pre < len(h.tokens) && !c.removeTail(seq, pre) {
 		c.clearSeq(seq)
 		pre = 0
 	}
@@ -369,8 +371,14 @@ func (c *Context) generateMedia(ctx context.Context, seq *Sequence, prompt strin
 		return
 	}
 	defer mtmdFreeChunks(mp.chunks)
-	if n := c.nCtxSeq; len(mp.keys) >= n {
-		fail(fmt.Errorf("%w: prompt of %d positions, sequence context of %d", ErrContextFull, len(mp.keys), n))
+	// Checked before any image is encoded. With M-RoPE an image takes
+	// more cells than positions.
+	cells := 0
+	for i := range mp.chunks {
+		cells += mp.chunks[i].nTokens
+	}
+	if n := c.nCtxSeq; cells >= n {
+		fail(fmt.Errorf("%w: prompt of %d tokens and image embeddings, sequence context of %d", ErrContextFull, cells, n))
 		return
 	}
 	q := seq

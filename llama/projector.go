@@ -94,6 +94,21 @@ func WithProjectorWarmup(on bool) ProjectorOption {
 	return func(c *projectorConfig) { c.params.warmup = on }
 }
 
+// WithProjectorImageTokens bounds the embeddings the projector makes of
+// an image, for projectors that keep an image's aspect ratio and scale it
+// to fit (Qwen2-VL and its kind; others make a fixed number): llama.cpp's
+// --image-min-tokens and --image-max-tokens. 0 leaves a bound at the
+// projector's own (Qwen2-VL: 8 to 4096).
+func WithProjectorImageTokens(min, max int) ProjectorOption {
+	return func(c *projectorConfig) {
+		if min < 0 || max < 0 || max > 1<<16 || max > 0 && min > max {
+			c.err = invalidArg("image tokens %d to %d", min, max)
+			return
+		}
+		c.params.minTokens, c.params.maxToks = min, max
+	}
+}
+
 // LoadProjector loads a vision projector for m from path. The file is
 // checked in Go first (the metadata llama.cpp reads with asserting
 // getters); a projector whose output size is not the model's embedding
