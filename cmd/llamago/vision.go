@@ -1,0 +1,68 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/spf13/pflag"
+
+	"github.com/llamago/llamago/llama"
+)
+
+// visionFlags are the image flags of run and chat, llama.cpp's names:
+// --mmproj loads a vision projector for the model, and each --image gives
+// the prompt (run) or the first message (chat) a picture.
+type visionFlags struct {
+	MMProj          string
+	Images          []string
+	NoMMProjOffload bool
+	ImageMaxTokens  int
+}
+
+// addVisionFlags registers --mmproj, --image (if images) and the
+// projector's settings.
+func addVisionFlags(f *pflag.FlagSet, v *visionFlags, images bool) {
+	f.StringVar(&v.MMProj, "mmproj", "", "vision projector file (mmproj GGUF) of the model, for images")
+	if images {
+		f.StringArrayVar(&v.Images, "image", nil, "image file (PNG, JPEG, GIF or WebP) for the prompt, where it has "+llama.DefaultMediaMarker+" or else at its start (repeatable; needs --mmproj)")
+	}
+	f.BoolVar(&v.NoMMProjOffload, "no-mmproj-offload", false, "run the vision projector on the CPU, not a GPU")
+	f.IntVar(&v.ImageMaxTokens, "image-max-tokens", 0, "most embeddings per image, for projectors that scale images (0: the projector's own)")
+}
+
+func (v *visionFlags) validate() error {
+	switch {
+	case len(v.Images) > 0 && v.MMProj == "":
+		return usageErrorf("--image needs --mmproj, the model's vision projector")
+	case len(v.Images) > llama.MaxImagesPerPrompt:
+		return usageErrorf("at most %d images, not %d", llama.MaxImagesPerPrompt, len(v.Images))
+	case v.ImageMaxTokens < 0:
+		return usageErrorf("--image-max-tokens must be 0 (the projector's own) or positive, not %d", v.ImageMaxTokens)
+	}
+	return nil
+}
+
+// load loads the projector of --mmproj for m, or returns nil without it.
+func (v *visionFlags) load(m *llama.Model, threads int) (*llama.Projector, error) {
+	if v.MMProj == "" {
+		return nil, nil
+	}
+	p, err := m.LoadProjector(v.MMProj, llama.WithProjectorThreads(threads), llama.WithProjectorGPU(!v.NoMMProjOffload),
+		llama.WithProjectorImageTokens(0, v.ImageMaxTokens))
+	if err != nil {
+		return nil, fmt.Errorf("--mmproj %s: %w", v.MMProj, unprefixed{err})
+	}
+	return p, nil
+}
+
+// loadImages decodes image files, checking their declared sizes first.
+func loadImages(paths []string) ([]*llama.Image, error) {
+	var out []*llama.Image
+	for _, p := range paths {
+		im, err := llama.LoadImage(p, 0)
+		if err != nil {
+			return nil, fmt.Errorf("--image %w", unprefixed{err})
+		}
+		out = append(out, im)
+	}
+	return out, nil
+}
