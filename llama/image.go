@@ -14,6 +14,7 @@ import (
 	_ "image/png"
 	"io"
 	"os"
+	"strings"
 
 	_ "golang.org/x/image/webp"
 )
@@ -94,11 +95,12 @@ func LoadImage(path string, maxPixels int) (*Image, error) {
 		return nil, err
 	}
 	if len(data) > MaxImageFileSize {
-		return nil, fmt.Errorf("%w: %s is larger than %d MiB", ErrInvalidImage, path, MaxImageFileSize>>20)
+		return nil, fmt.Errorf("%w: %s: larger than %d MiB", ErrInvalidImage, path, MaxImageFileSize>>20)
 	}
 	im, err := DecodeImage(data, maxPixels)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		// "llama: invalid image: PATH: what"
+		return nil, fmt.Errorf("%w: %s: %s", ErrInvalidImage, path, strings.TrimPrefix(err.Error(), ErrInvalidImage.Error()+": "))
 	}
 	return im, nil
 }

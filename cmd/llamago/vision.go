@@ -60,7 +60,7 @@ func loadImages(paths []string) ([]*llama.Image, error) {
 	for _, p := range paths {
 		im, err := llama.LoadImage(p, 0)
 		if err != nil {
-			return nil, fmt.Errorf("--image %w", unprefixed{err})
+			return nil, fmt.Errorf("--image: %w", unprefixed{err})
 		}
 		out = append(out, im)
 	}
