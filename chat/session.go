@@ -77,6 +77,7 @@ type config struct {
 	hideThink   bool
 	tools       []any
 	vars        map[string]any
+	projector   *llama.Projector
 }
 
 // Option configures NewSession.
@@ -121,6 +122,11 @@ func WithHiddenThinking() Option { return func(c *config) { c.hideThink = true }
 
 // WithTools passes tools to the template (see RenderOptions.Tools).
 func WithTools(tools ...any) Option { return func(c *config) { c.tools = append(c.tools, tools...) } }
+
+// WithProjector gives the session the vision projector of its model, for
+// messages with images (Message.Images). Without one, a message with
+// images is refused.
+func WithProjector(p *llama.Projector) Option { return func(c *config) { c.projector = p } }
 
 // WithTemplateVars passes more template variables, such as
 // enable_thinking (see RenderOptions.Extra).
@@ -447,6 +453,17 @@ func (s *Session) turn(ctx context.Context, msg Message, yield func(Chunk, error
 	if s.cfg.tags != nil {
 		tags = *s.cfg.tags
 	}
+	if len(msg.Images) > 0 {
+		if s.cfg.projector == nil {
+			return fmt.Errorf("chat: a message with images needs a session with a projector (WithProjector)")
+		}
+		switch n := strings.Count(msg.Content, llama.DefaultMediaMarker); {
+		case n == 0:
+			msg.Content = strings.Repeat(llama.DefaultMediaMarker, len(msg.Images)) + "\n" + msg.Content
+		case n != len(msg.Images):
+			return fmt.Errorf("chat: a message with %d images has %d markers %s", len(msg.Images), n, llama.DefaultMediaMarker)
+		}
+	}
 	history := append(slices.Clone(s.history), msg)
 	stats := TurnStats{}
 	p, history, err := s.fit(history, 0, "", tags, &stats)
@@ -489,7 +506,18 @@ func (s *Session) turn(ctx context.Context, msg Message, yield func(Chunk, error
 		}
 		var genErr error
 		var yielded []llama.TokenID
-		for tok, err := range s.seq.GenerateTokens(ctx, p.tokens, opts...) {
+		stream := s.seq.GenerateTokens(ctx, p.tokens, opts...)
+		if imgs := messageImages(history); len(imgs) > 0 {
+			// Images go through the projector, with the rendered text:
+			// the sequence recognises the images it holds already.
+			flags := llama.ParseSpecial
+			if s.m.AddsBOS() && (s.bos == "" || !strings.HasPrefix(p.text, s.bos)) {
+				flags |= llama.AddSpecial
+			}
+			opts = append(opts, llama.WithImages(s.cfg.projector, imgs...), llama.WithTokenizeFlags(flags))
+			stream = s.seq.Generate(ctx, p.text, opts...)
+		}
+		for tok, err := range stream {
 			if err != nil {
 				genErr = err
 				break
@@ -615,4 +643,13 @@ func dropTurn(history []Message, keep int) ([]Message, int) {
 		return history, 0
 	}
 	return append(slices.Clone(history[:start]), history[end:]...), end - start
+}
+
+// messageImages returns the images of the messages, in order.
+func messageImages(history []Message) []*llama.Image {
+	var out []*llama.Image
+	for _, m := range history {
+		out = append(out, m.Images...)
+	}
+	return out
 }
