@@ -141,3 +141,41 @@ func TestRunImageErrors(t *testing.T) {
 		})
 	}
 }
+
+// chat takes --image for the first message and /image for the next, and
+// the replies depend on the images.
+func TestChatImage(t *testing.T) {
+	model, mmproj := synthVision(t, "tiny-llava")
+	dir := t.TempDir()
+	a, b := writePNG(t, dir, "a.png", 40, 30, 0), writePNG(t, dir, "b.png", 40, 30, 1)
+	chatLines := func(stdin string, args ...string) []string {
+		t.Helper()
+		args = append([]string{"chat", "-m", model, "--mmproj", mmproj, "--chat-template", "chatml", "--temp", "0", "-n", "8", "-t", "1"}, args...)
+		stdout, stderr, code := cli(t, stdin, args...)
+		if code != 0 {
+			t.Fatalf("%v: exit %d: %s", args, code, stderr)
+		}
+		return strings.Split(strings.TrimRight(stdout, "\n"), "\n")
+	}
+	withA := chatLines("What is it?\n", "--image", a)
+	withB := chatLines("What is it?\n", "--image", b)
+	plain := chatLines("What is it?\n")
+	if withA[0] == withB[0] || withA[0] == plain[0] {
+		t.Errorf("replies: with a %q, with b %q, without %q", withA, withB, plain)
+	}
+	// /image attaches to the next message only: the first reply is the
+	// plain one, the second differs from a plain second turn.
+	slash := chatLines("What is it?\n/image " + a + "\nAnd this?\n")
+	plain2 := chatLines("What is it?\nAnd this?\n")
+	if len(slash) != 2 || len(plain2) != 2 || slash[0] != plain[0] || slash[1] == plain2[1] {
+		t.Errorf("with /image: %q, without: %q", slash, plain2)
+	}
+	_, stderr, code := cli(t, "/image "+a+"\nhi\n", "chat", "-m", model, "--chat-template", "chatml", "-n", "4")
+	if code == 0 || !strings.Contains(stderr, "/image needs the model's vision projector") {
+		t.Errorf("/image without --mmproj: exit %d, %q", code, stderr)
+	}
+	_, stderr, code = cli(t, "/image "+filepath.Join(dir, "nope.png")+"\nhi\n", "chat", "-m", model, "--mmproj", mmproj, "--chat-template", "chatml", "-n", "4")
+	if code == 0 || !strings.Contains(stderr, "nope.png") {
+		t.Errorf("/image of a missing file: exit %d, %q", code, stderr)
+	}
+}
