@@ -119,7 +119,7 @@ func TestRunImageErrors(t *testing.T) {
 	}{
 		{"image without projector", []string{"run", "-m", model, "--image", good, "hi"}, exitUsage, "--image needs --mmproj"},
 		{"missing image", []string{"run", "-m", model, "--mmproj", mmproj, "--image", filepath.Join(dir, "nope.png"), "hi"}, exitError, "nope.png"},
-		{"truncated image", []string{"run", "-m", model, "--mmproj", mmproj, "--image", truncated, "hi"}, exitError, "invalid image: "+truncated+": decoding png"},
+		{"truncated image", []string{"run", "-m", model, "--mmproj", mmproj, "--image", truncated, "hi"}, exitError, "invalid image: " + truncated + ": decoding png"},
 		{"not an image", []string{"run", "-m", model, "--mmproj", mmproj, "--image", text, "hi"}, exitError, "unknown format"},
 		{"30000x30000", []string{"run", "-m", model, "--mmproj", mmproj, "--image", hugePath, "hi"}, exitError, "30000x30000 pixels, more than"},
 		{"projector is the model", []string{"run", "-m", model, "--mmproj", model, "--image", good, "hi"}, exitError, "not a projector"},
