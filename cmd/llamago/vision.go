@@ -2,10 +2,12 @@ package main
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/spf13/pflag"
 
 	"github.com/llamago/llamago/llama"
+	"github.com/llamago/llamago/models"
 )
 
 // visionFlags are the image flags of run and chat, llama.cpp's names:
@@ -65,4 +67,40 @@ func loadImages(paths []string) ([]*llama.Image, error) {
 		out = append(out, im)
 	}
 	return out, nil
+}
+
+// printProjector prints the lines of info that describe a projector file.
+func printProjector(line func(label, format string, args ...any), p *models.ProjectorInfo) {
+	kinds := []string{}
+	if p.Vision {
+		kinds = append(kinds, "images")
+	}
+	if p.Audio {
+		kinds = append(kinds, "audio")
+	}
+	what := "nothing llamago takes"
+	if len(kinds) > 0 {
+		what = strings.Join(kinds, " and ")
+	}
+	line("projector", "%s, for %s (use with --mmproj)", dash(p.Type), what)
+	if p.Output > 0 {
+		line("output", "embeddings of %d: for a language model of that embedding size", p.Output)
+	}
+	if p.Embd > 0 {
+		enc := fmt.Sprintf("%d blocks of %d", p.Layers, p.Embd)
+		if p.Heads > 0 {
+			enc += fmt.Sprintf(", %d heads", p.Heads)
+		}
+		if p.FeedForward > 0 {
+			enc += fmt.Sprintf(", feed forward %d", p.FeedForward)
+		}
+		line("encoder", "%s", enc)
+	}
+	if p.ImageSize > 0 && p.PatchSize > 0 {
+		img := fmt.Sprintf("%d×%d pixels, patches of %d (%d a side)", p.ImageSize, p.ImageSize, p.PatchSize, p.ImageSize/p.PatchSize)
+		if p.MergeSize > 1 {
+			img += fmt.Sprintf(", merged %d×%d", p.MergeSize, p.MergeSize)
+		}
+		line("images", "%s", img)
+	}
 }

@@ -179,3 +179,35 @@ func TestChatImage(t *testing.T) {
 		t.Errorf("/image of a missing file: exit %d, %q", code, stderr)
 	}
 }
+
+func TestInfoProjector(t *testing.T) {
+	_, mmproj := synthVision(t, "tiny-qwen2vl")
+	stdout, stderr, code := cli(t, "", "info", mmproj)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	for _, want := range []string{
+		"architecture    clip\n",
+		"projector       qwen2vl_merger, for images (use with --mmproj)\n",
+		"output          embeddings of 64: for a language model of that embedding size\n",
+		"encoder         2 blocks of 32, 4 heads, feed forward 48\n",
+		"images          56×56 pixels, patches of 4 (14 a side), merged 2×2\n",
+	} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("info does not say %q:\n%s", want, stdout)
+		}
+	}
+	if strings.Contains(stdout, "chat template") || strings.Contains(stdout, "KV cache") {
+		t.Errorf("info of a projector speaks of a chat template or KV cache:\n%s", stdout)
+	}
+	stdout, _, _ = cli(t, "", "info", "--json", mmproj)
+	var in struct {
+		Projector struct {
+			Type   string `json:"projector_type"`
+			Output int    `json:"output_length"`
+		} `json:"projector"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &in); err != nil || in.Projector.Type != "qwen2vl_merger" || in.Projector.Output != 64 {
+		t.Errorf("--json: %v, %+v", err, in)
+	}
+}
