@@ -276,3 +276,28 @@ func ReadProjectorInfo(path string) (ProjectorInfo, error) {
 	}
 	return info, nil
 }
+
+// ImagePositions returns how many positions of a sequence the image takes
+// in a prompt, and how many embeddings (KV cells) the projector makes of
+// it: the same with most projectors, fewer positions with M-RoPE. Nothing
+// is encoded.
+func (p *Projector) ImagePositions(im *Image) (positions, embeddings int, err error) {
+	if im == nil || im.width <= 0 || im.height <= 0 || len(im.rgb) != 3*im.width*im.height {
+		return 0, 0, fmt.Errorf("%w: not an Image made by NewImage or DecodeImage", ErrInvalidImage)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return 0, 0, fmt.Errorf("%w: projector %s", ErrClosed, p.path)
+	}
+	chunks, err := mtmdTokenize(p.h, DefaultMediaMarker, []*Image{im}, 0)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer mtmdFreeChunks(chunks)
+	for _, ch := range chunks {
+		positions += ch.nPos
+		embeddings += ch.nTokens
+	}
+	return positions, embeddings, nil
+}

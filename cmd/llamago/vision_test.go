@@ -211,3 +211,35 @@ func TestInfoProjector(t *testing.T) {
 		t.Errorf("--json: %v, %+v", err, in)
 	}
 }
+
+// bench --e2e with images times their encoding.
+func TestBenchImages(t *testing.T) {
+	model, mmproj := synthVision(t, "tiny-llava")
+	img := writePNG(t, t.TempDir(), "a.png", 24, 24, 0)
+	stdout, stderr, code := cli(t, "", "bench", "-m", model, "--mmproj", mmproj, "--image", img, "--image", img,
+		"--e2e", "16,4", "-p", "0", "-n", "0", "-r", "2", "-t", "1", "-o", "json")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	var rs []struct {
+		Test     string   `json:"test"`
+		NImages  int      `json:"n_images"`
+		EncodeNS uint64   `json:"image_encode_avg_ns"`
+		Samples  []uint64 `json:"image_encode_samples_ns"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &rs); err != nil {
+		t.Fatalf("%v: %s", err, stdout)
+	}
+	if len(rs) != 1 || rs[0].NImages != 2 || rs[0].EncodeNS == 0 || len(rs[0].Samples) != 2 {
+		t.Errorf("results %+v", rs)
+	}
+	for _, args := range [][]string{
+		{"bench", "-m", model, "--mmproj", mmproj, "--e2e", "16,4"},                              // no image
+		{"bench", "-m", model, "--mmproj", mmproj, "--image", img},                               // no e2e
+		{"bench", "-m", model, "-m", model, "--mmproj", mmproj, "--image", img, "--e2e", "16,4"}, // two models
+	} {
+		if _, stderr, code := cli(t, "", args...); code != exitUsage {
+			t.Errorf("%v: exit %d, %s", args, code, stderr)
+		}
+	}
+}
