@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
 	"testing"
 
 	"github.com/llamago/llamago/gguf"
@@ -322,4 +323,66 @@ func TestLoadProjectorErrors(t *testing.T) {
 	m.Close()
 	p.Close()
 	p.Close()
+}
+
+func TestDefaultMediaMarker(t *testing.T) {
+	if llama.DefaultMediaMarker != llama.MtmdDefaultMarker {
+		t.Errorf("DefaultMediaMarker %q, mtmd's %q", llama.DefaultMediaMarker, llama.MtmdDefaultMarker)
+	}
+}
+
+// Image prompts in some sequences and text prompts in others, from
+// goroutines of their own, give what each gives alone: the images are
+// encoded outside the context's lock while the others decode.
+func TestVisionConcurrent(t *testing.T) {
+	m, p, _ := visionModel(t, "tiny-qwen2vl")
+	c := newContext(t, m, llama.WithContextSize(4096), llama.WithSequences(4))
+	imgs := []*llama.Image{testllama.Picture(t, 40, 32, 0), testllama.Picture(t, 40, 32, 2)}
+	alone := func(i int) []llama.TokenID {
+		c1 := newContext(t, m, llama.WithContextSize(1024))
+		if i < 2 {
+			out, _ := seeGreedy(t, c1, nil, p, "Look: <__media__> what?", 12, imgs[i])
+			return out
+		}
+		r, err := c1.Complete(context.Background(), "Once upon a time", llama.WithMaxTokens(12), llama.WithSampling(llama.WithTemperature(0)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.Tokens
+	}
+	var want [4][]llama.TokenID
+	for i := range want {
+		want[i] = alone(i)
+	}
+	for round := range 3 {
+		var got [4][]llama.TokenID
+		errs := make(chan error, 4)
+		var wg sync.WaitGroup
+		for i := range 4 {
+			wg.Go(func() {
+				opts := []llama.GenerateOption{llama.WithMaxTokens(12), llama.WithSampling(llama.WithTemperature(0))}
+				prompt := "Once upon a time"
+				if i < 2 {
+					prompt = "Look: <__media__> what?"
+					opts = append(opts, llama.WithImages(p, imgs[i]))
+				}
+				r, err := c.Complete(context.Background(), prompt, opts...)
+				if err != nil {
+					errs <- err
+					return
+				}
+				got[i] = r.Tokens
+			})
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatal(err)
+		}
+		for i := range 4 {
+			if !slices.Equal(got[i], want[i]) {
+				t.Errorf("round %d, generation %d: %v, alone %v", round, i, got[i], want[i])
+			}
+		}
+	}
 }
