@@ -21,6 +21,13 @@
 // finish_reason of stop or length. Streams are server-sent events ending
 // with "data: [DONE]".
 //
+// A chat message's content may be an array of text and image_url parts:
+// with Config.Projector, each image (a data: URL, or an http(s) one where
+// Config.FetchImage allows) stands where its part is, decoded with its
+// declared size bounded by Config.MaxImagePixels; without a projector, or
+// for a bad image, the request gets 400. Usage then counts the images'
+// positions among the prompt tokens.
+//
 // The pre-1.0 OpenAI libraries call POST /v1/engines/{engine}/completions
 // with the model in the path; it answers as /v1/completions. A request
 // may name the model by its ID or an alias (Config.Aliases, such as
