@@ -132,8 +132,10 @@ func DecodeImage(data []byte, maxPixels int) (*Image, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: decoding %s: %v", ErrInvalidImage, format, err)
 	}
+	// A GIF's first frame may be smaller than the screen its header
+	// declares; no decoder gives more than declared.
 	b := img.Bounds()
-	if b.Dx() != cfg.Width || b.Dy() != cfg.Height {
+	if b.Dx() <= 0 || b.Dy() <= 0 || b.Dx() > cfg.Width || b.Dy() > cfg.Height {
 		return nil, fmt.Errorf("%w: %s declares %dx%d pixels but holds %dx%d", ErrInvalidImage, format, cfg.Width, cfg.Height, b.Dx(), b.Dy())
 	}
 	return newImage(b.Dx(), b.Dy(), toRGB(img)), nil

@@ -92,7 +92,7 @@ func gradient(w, h int) *image.NRGBA {
 }
 
 func TestDecodeImageFormats(t *testing.T) {
-	var pngData, jpegData, gifData bytes.Buffer
+	var pngData, jpegData, gifData, gifSmall bytes.Buffer
 	if err := png.Encode(&pngData, gradient(40, 30)); err != nil {
 		t.Fatal(err)
 	}
@@ -111,6 +111,15 @@ func TestDecodeImageFormats(t *testing.T) {
 	if err := gif.EncodeAll(&gifData, &gif.GIF{Image: []*image.Paletted{frame(red), frame(blue)}, Delay: []int{10, 10}}); err != nil {
 		t.Fatal(err)
 	}
+	// A first frame smaller than the screen the header declares.
+	small := image.NewPaletted(image.Rect(2, 1, 7, 4), palette.Plan9)
+	for i := range small.Pix {
+		small.Pix[i] = uint8(small.Palette.Index(blue))
+	}
+	if err := gif.EncodeAll(&gifSmall, &gif.GIF{Image: []*image.Paletted{small}, Delay: []int{0},
+		Config: image.Config{Width: 16, Height: 12, ColorModel: small.Palette}}); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		name string
 		data []byte
@@ -121,6 +130,7 @@ func TestDecodeImageFormats(t *testing.T) {
 		{"png", pngData.Bytes(), 40, 30, [3]byte{0, 0, 77}, 0},
 		{"jpeg", jpegData.Bytes(), 40, 30, [3]byte{0, 0, 77}, 12},
 		{"gif first frame", gifData.Bytes(), 8, 6, [3]byte{255, 0, 0}, 0},
+		{"gif frame smaller than its screen", gifSmall.Bytes(), 5, 3, [3]byte{0, 0, 255}, 0},
 		{"webp", webpSolid(5, 3, color.NRGBA{10, 200, 30, 255}), 5, 3, [3]byte{10, 200, 30}, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

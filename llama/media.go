@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -165,9 +166,9 @@ func (c *Context) evalMedia(ctx context.Context, q *Sequence, mp *mediaPrompt, c
 	nEmbd := c.m.nEmbdInp()
 	embds := make([][]float32, len(mp.chunks))
 	encodeChunk := func(i int) error {
-		start := clock.Now()
 		p.mu.Lock()
 		defer p.mu.Unlock()
+		start := clock.Now()
 		if p.closed {
 			return fmt.Errorf("%w: projector %s", ErrClosed, p.path)
 		}
@@ -361,7 +362,11 @@ func (c *Context) generateMedia(ctx context.Context, seq *Sequence, prompt strin
 	start := clock.Now()
 	fail := func(err error) {
 		if cfg.stats != nil {
-			*cfg.stats = Stats{StopReason: StopError, Images: len(cfg.media.images)}
+			reason := StopError
+			if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+				reason = StopCancelled
+			}
+			*cfg.stats = Stats{StopReason: reason, Images: len(cfg.media.images)}
 		}
 		yield(Token{}, err)
 	}
