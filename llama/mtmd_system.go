@@ -31,3 +31,5 @@ func (c *Context) setCausal(bool) {}
 func (m *Model) nEmbdInp() int { return 0 }
 
 func (c *Context) removeTail(int, int) bool { return false }
+
+var mtmdDefaultMarker = DefaultMediaMarker

@@ -1,3 +1,5 @@
+//go:build !llama_system
+
 package llama_test
 
 import (
