@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"runtime"
 	"strings"
 	"time"
 
@@ -71,9 +72,18 @@ func FetchHTTPImage(ctx context.Context, url string) ([]byte, error) {
 	return data, nil
 }
 
+// imageDecodes bounds the images decoded at once, across requests, so
+// that concurrent requests hold at most that many decode buffers.
+var imageDecodes = make(chan struct{}, max(1, runtime.GOMAXPROCS(0)))
+
 // chatImages decodes the images of a chat request's messages, in order.
 func (s *Server) chatImages(ctx context.Context, in []chatMessage) ([]*llama.Image, error) {
 	var out []*llama.Image
+	limit := s.cfg.MaxImagePixels
+	if limit <= 0 {
+		limit = llama.DefaultMaxImagePixels
+	}
+	budget := limit
 	for i, m := range in {
 		for j, url := range m.Content.images {
 			param := fmt.Sprintf("messages[%d].content", i)
@@ -87,10 +97,20 @@ func (s *Server) chatImages(ctx context.Context, in []chatMessage) ([]*llama.Ima
 			if err != nil {
 				return nil, badRequest(param, "Image %d of message %d: %v.", j, i, err)
 			}
-			im, err := llama.DecodeImage(data, s.cfg.MaxImagePixels)
+			if budget <= 0 {
+				return nil, badRequest(param, "Image %d of message %d: the request's images have more pixels than the %d allowed.", j, i, limit)
+			}
+			select {
+			case imageDecodes <- struct{}{}:
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+			im, err := llama.DecodeImage(data, budget)
+			<-imageDecodes
 			if err != nil {
 				return nil, badRequest(param, "Image %d of message %d: %s.", j, i, strings.TrimPrefix(err.Error(), "llama: "))
 			}
+			budget -= im.Width() * im.Height()
 			out = append(out, im)
 		}
 	}

@@ -75,8 +75,10 @@ type Config struct {
 
 	// Projector is the model's vision projector: chat messages may then
 	// hold image_url parts, each placed where the template puts the
-	// message's content (nil: images get 400). MaxImagePixels bounds an
-	// image's declared size (default llama.DefaultMaxImagePixels).
+	// message's content (nil: images get 400). MaxImagePixels bounds the
+	// declared sizes of a request's images, all together (default
+	// llama.DefaultMaxImagePixels): PNG compresses a plain image of
+	// gigapixels into a few kilobytes.
 	// FetchImage, if set, fetches http(s) image URLs (FetchHTTPImage
 	// does); without it only data: URLs are taken.
 	Projector      *llama.Projector

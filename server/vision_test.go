@@ -200,6 +200,15 @@ func TestChatImageErrors(t *testing.T) {
 	if code, _, body := imageChat(t, plain, imagePart(dataURL(good))); code != http.StatusBadRequest || !strings.Contains(string(body), "does not take images") {
 		t.Errorf("no projector: %d %s", code, body)
 	}
+	// The pixel bound is the request's, all images together.
+	bounded := startVisionServer(t, false, func(c *Config) { c.MaxImagePixels = 40*30 + 16*16 })
+	one, two := imagePart(dataURL(pngData(t, 40, 30, 0))), imagePart(dataURL(good))
+	if code, _, body := imageChat(t, bounded, textPart("Hi"), one, two); code != http.StatusOK {
+		t.Errorf("images of exactly the bound: %d %s", code, body)
+	}
+	if code, _, body := imageChat(t, bounded, textPart("Hi"), one, two, two); code != http.StatusBadRequest || !strings.Contains(string(body), "allowed") {
+		t.Errorf("images over the bound: %d %s", code, body)
+	}
 	// With FetchImage, remote URLs are fetched.
 	fetching := startVisionServer(t, false, func(c *Config) { c.FetchImage = FetchHTTPImage })
 	if code, _, body := imageChat(t, fetching, textPart("Hi"), imagePart(remote.URL+"/a.png")); code != http.StatusOK || fetched != 1 {

@@ -127,7 +127,7 @@ func newServeCmd(streams *iostreams, runF func(*serveOptions) error) *cobra.Comm
 	addLoRAFlags(f, &opts.LoRA)
 	addVisionFlags(f, &opts.Vision, false)
 	f.BoolVar(&opts.ImageURLs, "allow-image-urls", false, "fetch http(s) image URLs of chat requests (default: only data: URLs)")
-	f.IntVar(&opts.MaxImagePx, "max-image-pixels", llama.DefaultMaxImagePixels, "most pixels (width × height, as declared) of an image in a request")
+	f.IntVar(&opts.MaxImagePx, "max-image-pixels", llama.DefaultMaxImagePixels, "most pixels (width × height, as declared) of the images of a request, all together")
 	f.IntVar(&opts.Queue, "queue", server.DefaultQueueSize, "requests that may wait for a slot (0: none); beyond them requests get 503")
 	f.IntVar(&opts.MaxPromptTokens, "max-prompt-tokens", 0, "most tokens of a prompt (0: the slot's positions less one)")
 	f.IntVar(&opts.MaxTokens, "max-tokens", 0, "most tokens a request may generate, and the default of chat requests (0: the slot's positions)")
