@@ -14,9 +14,16 @@
 // and kept in the build cache while package llama changes.
 package mtmdlib
 
+// The include paths come from CGO_CPPFLAGS (scripts/cgo-env.sh), or, in
+// the module cache, from the pinned ollama module beside this one, as in
+// package llama's cgo.go (keep the version the same as there).
+
 /*
 #cgo CXXFLAGS: -std=c++17
 #cgo CPPFLAGS: -DGGML_USE_CPU
+#cgo CPPFLAGS: -I${SRCDIR}/../../../../../ollama/ollama@v0.17.4/llama/llama.cpp/include
+#cgo CPPFLAGS: -I${SRCDIR}/../../../../../ollama/ollama@v0.17.4/llama/llama.cpp
+#cgo CPPFLAGS: -I${SRCDIR}/../../../../../ollama/ollama@v0.17.4/ml/backend/ggml/ggml/include
 */
 import "C"
 
