@@ -31,8 +31,10 @@ type MarkdownOptions struct {
 	// Native adds the C loop's tokens/s and the Go/C ratio, with its 95%
 	// confidence interval when there are two repetitions or more.
 	Native bool
-	// E2E adds the time to first token and the inter-token latencies.
-	E2E bool
+	// E2E adds the time to first token and the inter-token latencies;
+	// with Images, the time to encode an e2e prompt's images too.
+	E2E    bool
+	Images bool
 	// Build is the footer's "build: ..." line; none if empty.
 	Build string
 }
@@ -140,7 +142,7 @@ type markdownPrinter struct {
 var mdWidth = map[string]int{
 	"model": -30, "size": 10, "params": 10, "backend": -10, "n_gpu_layers": 3, "n_threads": 7,
 	"n_batch": 7, "n_ubatch": 8, "type_k": 6, "type_v": 6, "flash_attn": 3, "use_mmap": 4,
-	"test": 15, "t/s": 20, "C t/s": 20, "Go/C": 21, "TTFT ms": 16, "ITL p50/p95/p99 ms": 22,
+	"test": 15, "t/s": 20, "C t/s": 20, "Go/C": 21, "TTFT ms": 16, "ITL p50/p95/p99 ms": 22, "image ms": 10,
 }
 
 var mdName = map[string]string{
@@ -155,6 +157,9 @@ func (p *markdownPrinter) Header() error {
 	}
 	if p.opts.E2E {
 		p.cols = append(p.cols, "TTFT ms", "ITL p50/p95/p99 ms")
+		if p.opts.Images {
+			p.cols = append(p.cols, "image ms")
+		}
 	}
 	var head, rule strings.Builder
 	head.WriteString("|")
@@ -277,6 +282,11 @@ func mdValue(r *Result, col string) string {
 			return ""
 		}
 		return fmt.Sprintf("%.2f ± %.2f", float64(r.TTFTAvgNS)/1e6, float64(r.TTFTStddevNS)/1e6)
+	case "image ms":
+		if r.ImageEncodeAvgNS == 0 {
+			return ""
+		}
+		return fmt.Sprintf("%.2f", float64(r.ImageEncodeAvgNS)/1e6)
 	case "ITL p50/p95/p99 ms":
 		if r.ITLP50NS == 0 {
 			return ""

@@ -90,6 +90,12 @@ type Result struct {
 	// End-to-end tests: time to first token (prompt processing and the
 	// first sampled token) per repetition, and the inter-token latency of
 	// every later token, pooled over the repetitions.
+	// With images (Test.Images): their count, and the time the
+	// projector took to encode them, per generation.
+	NImages              int      `json:"n_images,omitempty"`
+	ImageEncodeAvgNS     uint64   `json:"image_encode_avg_ns,omitempty"`
+	ImageEncodeSamplesNS []uint64 `json:"image_encode_samples_ns,omitempty"`
+
 	TTFTAvgNS     uint64   `json:"ttft_avg_ns,omitempty"`
 	TTFTStddevNS  uint64   `json:"ttft_stddev_ns,omitempty"`
 	TTFTSamplesNS []uint64 `json:"ttft_samples_ns,omitempty"`
@@ -139,6 +145,9 @@ func (r *Result) Finish() {
 				r.GoCRatioLow, r.GoCRatioHigh = lo, hi
 			}
 		}
+	}
+	if len(r.ImageEncodeSamplesNS) > 0 {
+		r.ImageEncodeAvgNS = round(Mean(floats(r.ImageEncodeSamplesNS)))
 	}
 	if len(r.TTFTSamplesNS) > 0 {
 		f := floats(r.TTFTSamplesNS)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"time"
 
@@ -24,6 +25,10 @@ type Test struct {
 	// runs that many generations, each in a Sequence of its own from a
 	// goroutine of its own, which the context's scheduler batches.
 	Parallel int
+	// Images, encoded by Projector, start each e2e prompt (its random
+	// tokens then follow as text), which times their encoding too.
+	Projector *llama.Projector
+	Images    []*llama.Image
 
 	Batch, UBatch int // n_batch and n_ubatch
 	Threads       int // generation and batch threads
@@ -56,6 +61,13 @@ func Run(ctx context.Context, m *llama.Model, t Test, opts RunOptions, r *Result
 	nCtx := t.NPrompt + t.NGen
 	if t.E2E {
 		nCtx++ // Generate decodes the last sampled token only if it can
+		for _, im := range t.Images {
+			_, cells, err := t.Projector.ImagePositions(im)
+			if err != nil {
+				return err
+			}
+			nCtx += cells + 2 // and the markers' line break
+		}
 	}
 	lctx, err := m.NewContext(
 		llama.WithContextSize(nCtx*par),
@@ -403,10 +415,23 @@ func runE2E(ctx context.Context, lctx *llama.Context, t Test, opts RunOptions, r
 			prompts[i][0] = m.BOS()
 		}
 	}
+	// With images, the prompt is text: the markers, then the random
+	// tokens' text.
+	var texts []string
+	if len(t.Images) > 0 {
+		for _, p := range prompts {
+			s, err := m.Detokenize(p, true, false)
+			if err != nil {
+				return err
+			}
+			texts = append(texts, strings.Repeat(llama.DefaultMediaMarker, len(t.Images))+"\n"+s)
+		}
+	}
 	type result struct {
-		ttft time.Duration
-		itl  []uint64
-		err  error
+		ttft   time.Duration
+		itl    []uint64
+		encode time.Duration
+		err    error
 	}
 	results := make([]result, par)
 	gen := func(q *llama.Sequence, i int, seed uint32) {
@@ -414,8 +439,14 @@ func runE2E(ctx context.Context, lctx *llama.Context, t Test, opts RunOptions, r
 		res.itl = res.itl[:0]
 		n := 0
 		var last time.Duration
-		for tok, err := range q.GenerateTokens(ctx, prompts[i], llama.WithMaxTokens(t.NGen),
-			llama.WithSampling(llama.WithSeed(seed), llama.WithIgnoreEOS())) {
+		var st llama.Stats
+		opts := []llama.GenerateOption{llama.WithMaxTokens(t.NGen), llama.WithSampling(llama.WithSeed(seed), llama.WithIgnoreEOS()), llama.WithStats(&st)}
+		stream := q.GenerateTokens(ctx, prompts[i], opts...)
+		if texts != nil {
+			stream = q.Generate(ctx, texts[i], append(opts, llama.WithImages(t.Projector, t.Images...))...)
+		}
+		defer func() { res.encode = st.ImageEncode }()
+		for tok, err := range stream {
 			if err != nil {
 				res.err = err
 				return
@@ -478,6 +509,9 @@ func runE2E(ctx context.Context, lctx *llama.Context, t Test, opts RunOptions, r
 		for _, res := range results {
 			r.TTFTSamplesNS = append(r.TTFTSamplesNS, uint64(res.ttft))
 			r.AddITL(res.itl...)
+			if len(t.Images) > 0 {
+				r.ImageEncodeSamplesNS = append(r.ImageEncodeSamplesNS, uint64(res.encode))
+			}
 		}
 	}
 	return nil

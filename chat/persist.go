@@ -60,6 +60,9 @@ func (s *Session) Save(path string) error {
 		return err
 	}
 	defer s.release()
+	if len(messageImages(s.history)) > 0 {
+		return fmt.Errorf("chat: save session: the conversation holds images, which a session file does not keep")
+	}
 	h := sessionHeader{
 		Fingerprint: s.m.Fingerprint(),
 		Model:       s.m.Description(),

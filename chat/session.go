@@ -83,6 +83,7 @@ type config struct {
 	functions   map[string]*Function
 	choice      ToolChoice
 	format      *ToolFormat
+	projector   *llama.Projector
 }
 
 // Option configures NewSession.
@@ -159,6 +160,11 @@ func WithToolChoice(c ToolChoice) Option { return func(cfg *config) { cfg.choice
 // WithToolFormat sets the format of tool calls (default: the template's,
 // see DetectToolFormat).
 func WithToolFormat(f ToolFormat) Option { return func(c *config) { c.format = &f } }
+
+// WithProjector gives the session the vision projector of its model, for
+// messages with images (Message.Images). Without one, a message with
+// images is refused.
+func WithProjector(p *llama.Projector) Option { return func(c *config) { c.projector = p } }
 
 // WithTemplateVars passes more template variables, such as
 // enable_thinking (see RenderOptions.Extra).
@@ -551,6 +557,22 @@ func (s *Session) turn(ctx context.Context, msgs []Message, g *ToolGrammar, yiel
 	if s.cfg.tags != nil {
 		tags = *s.cfg.tags
 	}
+	msgs = slices.Clone(msgs)
+	for i := range msgs {
+		msg := &msgs[i]
+		if len(msg.Images) == 0 {
+			continue
+		}
+		if s.cfg.projector == nil {
+			return fmt.Errorf("chat: a message with images needs a session with a projector (WithProjector)")
+		}
+		switch n := strings.Count(msg.Content, llama.DefaultMediaMarker); {
+		case n == 0:
+			msg.Content = strings.Repeat(llama.DefaultMediaMarker, len(msg.Images)) + "\n" + msg.Content
+		case n != len(msg.Images):
+			return fmt.Errorf("chat: a message with %d images has %d markers %s", len(msg.Images), n, llama.DefaultMediaMarker)
+		}
+	}
 	history := append(slices.Clone(s.history), msgs...)
 	stats := TurnStats{}
 	p, history, err := s.fit(history, 0, "", tags, &stats)
@@ -610,7 +632,18 @@ func (s *Session) turn(ctx context.Context, msgs []Message, g *ToolGrammar, yiel
 		}
 		var genErr error
 		var yielded []llama.TokenID
-		for tok, err := range s.seq.GenerateTokens(ctx, p.tokens, opts...) {
+		stream := s.seq.GenerateTokens(ctx, p.tokens, opts...)
+		if imgs := messageImages(history); len(imgs) > 0 {
+			// Images go through the projector, with the rendered text:
+			// the sequence recognises the images it holds already.
+			flags := llama.ParseSpecial
+			if s.m.AddsBOS() && (s.bos == "" || !strings.HasPrefix(p.text, s.bos)) {
+				flags |= llama.AddSpecial
+			}
+			opts = append(opts, llama.WithImages(s.cfg.projector, imgs...), llama.WithTokenizeFlags(flags))
+			stream = s.seq.Generate(ctx, p.text, opts...)
+		}
+		for tok, err := range stream {
 			if err != nil {
 				genErr = err
 				break
@@ -848,4 +881,13 @@ func (s *Session) callFunction(ctx context.Context, c ToolCall) (string, error) 
 		return "", fmt.Errorf("%w: there is no function %q", ErrToolCall, c.Function.Name)
 	}
 	return f.Call(ctx, callArguments(c))
+}
+
+// messageImages returns the images of the messages, in order.
+func messageImages(history []Message) []*llama.Image {
+	var out []*llama.Image
+	for _, m := range history {
+		out = append(out, m.Images...)
+	}
+	return out
 }

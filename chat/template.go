@@ -59,6 +59,11 @@ type Message struct {
 	Name string `json:"name,omitempty"`
 	// ToolCallID is the id of the call a tool message answers.
 	ToolCallID string `json:"tool_call_id,omitempty"`
+	// Images are a user message's pictures, for a session with a
+	// projector (WithProjector). Each stands where Content has
+	// llama.DefaultMediaMarker, in order; a Content without markers gets
+	// one per image at its start.
+	Images []*llama.Image `json:"-"`
 }
 
 // ToolCall is a function call made by an assistant message.

@@ -40,4 +40,7 @@ import (
 	// pinned module's sources.
 	_ "github.com/ollama/ollama/llama/llama.cpp/src"
 	_ "github.com/ollama/ollama/ml/backend/ggml/ggml/src"
+
+	// llama.cpp's multimodal library (clip, mtmd), for projectors.
+	_ "github.com/llamago/llamago/llama/internal/mtmdlib"
 )

@@ -27,6 +27,11 @@
 //     (WithSampler).
 //   - Model.LoadAdapter loads a LoRA *Adapter, which contexts apply from
 //     their creation (WithAdapter).
+//   - Model.LoadProjector loads a vision *Projector (an mmproj file), with
+//     llama.cpp's multimodal library (mtmd); WithImages gives a prompt
+//     images (*Image: DecodeImage decodes PNG, JPEG, GIF and WebP in Go,
+//     its declared size checked first). A sequence recognises the images
+//     it holds by the hash of their pixels, as it does text.
 //   - For full control, fill a *Batch and call Context.Decode, then read
 //     Context.Logits or sample.
 //

@@ -15,3 +15,7 @@ func WidestStep(c *Context) int {
 	defer c.sched.mu.Unlock()
 	return c.sched.widest
 }
+
+// MtmdDefaultMarker is mtmd's own media marker, which DefaultMediaMarker
+// must equal.
+var MtmdDefaultMarker = mtmdDefaultMarker

@@ -58,7 +58,9 @@ type Stats struct {
 	TimeToFirst     time.Duration // from the start to the first sampled token
 	Generation      time.Duration // from the first token to the last
 	StopReason      StopReason
-	StopString      string // the stop string that matched, with StopString
+	StopString      string        // the stop string that matched, with StopString
+	Images          int           // images in the prompt (WithImages)
+	ImageEncode     time.Duration // running the projector on the images not cached
 }
 
 // TokensPerSecond is the generation speed after the first token.
@@ -87,6 +89,7 @@ type generateConfig struct {
 	stats       *Stats
 	logprobs    bool
 	topLogprobs int
+	media       *mediaConfig // WithImages
 }
 
 // GenerateOption configures Generate and Complete, which refuse an invalid
@@ -160,6 +163,10 @@ func (c *Context) GenerateTokens(ctx context.Context, prompt []TokenID, opts ...
 func (c *Context) generateText(ctx context.Context, seq *Sequence, prompt string, opts []GenerateOption) iter.Seq2[Token, error] {
 	return func(yield func(Token, error) bool) {
 		cfg := newGenerateConfig(opts)
+		if cfg.media != nil {
+			c.generateMedia(ctx, seq, prompt, cfg, yield)
+			return
+		}
 		tokens, err := c.m.Tokenize(prompt, cfg.flags)
 		if err != nil {
 			if cfg.stats != nil {
@@ -182,6 +189,13 @@ func newGenerateConfig(opts []GenerateOption) *generateConfig {
 
 // generate runs one generation in seq, or in a free sequence with seq nil.
 func (c *Context) generate(ctx context.Context, seq *Sequence, prompt []TokenID, cfg *generateConfig, yield func(Token, error) bool) {
+	if cfg.media != nil && !cfg.media.evaluated {
+		if cfg.stats != nil {
+			*cfg.stats = Stats{StopReason: StopError}
+		}
+		yield(Token{}, invalidArg("WithImages needs a text prompt, not tokens"))
+		return
+	}
 	s := &c.sched
 	g, err := s.begin(ctx, seq, prompt, cfg)
 	if err != nil {

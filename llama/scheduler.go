@@ -147,6 +147,14 @@ func (s *sched) begin(ctx context.Context, seq *Sequence, prompt []TokenID, cfg 
 	c := s.c
 	g := &gen{s: s, ctx: ctx, cfg: cfg, prompt: prompt, start: clock.Now(), iBatch: -1}
 	g.stats.PromptTokens = len(prompt)
+	checked := prompt
+	if m := cfg.media; m != nil {
+		// The images were decoded into the sequence already, and their
+		// positions hold placeholders, not tokens.
+		g.start = m.start
+		g.stats.Images, g.stats.ImageEncode = len(m.images), m.encode
+		checked = prompt[m.end:]
+	}
 	fail := func(reason StopReason, err error) (*gen, error) {
 		if g.own {
 			g.smp.Close()
@@ -160,7 +168,7 @@ func (s *sched) begin(ctx context.Context, seq *Sequence, prompt []TokenID, cfg 
 	if len(prompt) == 0 {
 		return fail(StopError, invalidArg("empty prompt"))
 	}
-	for _, t := range prompt {
+	for _, t := range checked {
 		if err := c.m.checkToken(t); err != nil {
 			return fail(StopError, err)
 		}
@@ -518,6 +526,10 @@ func (s *sched) admit(g *gen) {
 	}
 	g.admitted = true
 	g.stats.CachedTokens = p
+	if m := g.cfg.media; m != nil {
+		// What evalMedia decoded just now does not count as cached.
+		g.stats.CachedTokens = max(0, p-(m.end-m.cached))
+	}
 	g.todo = prompt[p:]
 }
 

@@ -32,6 +32,8 @@ type Info struct {
 	ChatTemplate  string         `json:"chat_template,omitempty"`
 	TensorCount   int            `json:"tensor_count"`
 	TensorTypes   map[string]int `json:"tensor_types"`
+	// Projector describes a vision projector file (architecture clip).
+	Projector *ProjectorInfo `json:"projector,omitempty"`
 }
 
 // Inspect summarises a parsed GGUF file.
@@ -61,6 +63,7 @@ func Inspect(path string, f *gguf.File) Info {
 	if in.KVHeads == 0 {
 		in.KVHeads = in.Heads
 	}
+	in.Projector = inspectProjector(f)
 	in.Name, _ = f.String("general.name")
 	if ft, ok := f.Uint("general.file_type"); ok {
 		in.FileType = gguf.FileType(uint32(ft))

@@ -18,7 +18,7 @@ import (
 // Shape is the hyperparameters of a synthetic model.
 type Shape struct {
 	Name       string
-	Arch       string // llama, qwen2 or bert
+	Arch       string // llama, qwen2, qwen2vl, bert or mamba
 	Embd       int    // n_embd
 	Layers     int    // block_count
 	Heads      int    // attention.head_count
@@ -134,6 +134,14 @@ func Synthesize(w io.Writer, opts SynthOptions) error {
 		kv(a+".rope.freq_base", gguf.Float32Value(s.RopeBase))
 		kv(a+".rope.dimension_count", gguf.Uint32Value(uint32(s.Embd/s.Heads)))
 		kv(a+".vocab_size", gguf.Uint32Value(uint32(nVocab)))
+		if a == "qwen2vl" {
+			// M-RoPE: the rotated pairs of a head split between time,
+			// height and width, a quarter and twice three-eighths, as
+			// Qwen2-VL's [16, 24, 24] of 64.
+			half := s.Embd / s.Heads / 2
+			t := half / 4
+			kv(a+".rope.dimension_sections", gguf.ArrayValue([]int32{int32(t), int32((half - t) / 2), int32((half - t) / 2), 0}))
+		}
 	}
 	for _, e := range voc.KV {
 		if strings.HasPrefix(e.Key, "tokenizer.") {
@@ -184,7 +192,7 @@ func Synthesize(w io.Writer, opts SynthOptions) error {
 			norm(p+"layer_output_norm.weight", embd)
 			bias(p+"layer_output_norm.bias", embd)
 		}
-	case "llama", "qwen2":
+	case "llama", "qwen2", "qwen2vl":
 		norm("output_norm.weight", embd)
 		if !s.TiedOutput {
 			mat("output.weight", embd, nVocab)
@@ -195,7 +203,7 @@ func Synthesize(w io.Writer, opts SynthOptions) error {
 			mat(p+"attn_q.weight", embd, embd)
 			mat(p+"attn_k.weight", embd, kvDim)
 			mat(p+"attn_v.weight", embd, kvDim)
-			if a == "qwen2" {
+			if a == "qwen2" || a == "qwen2vl" {
 				bias(p+"attn_q.bias", embd)
 				bias(p+"attn_k.bias", kvDim)
 				bias(p+"attn_v.bias", kvDim)
@@ -226,7 +234,7 @@ func Synthesize(w io.Writer, opts SynthOptions) error {
 			mat(p+"ssm_out.weight", dInner, embd)
 		}
 	default:
-		return fmt.Errorf("models: unknown architecture %q (llama, qwen2, bert, mamba)", a)
+		return fmt.Errorf("models: unknown architecture %q (llama, qwen2, qwen2vl, bert, mamba)", a)
 	}
 	for _, t := range ts {
 		typ := opts.Type

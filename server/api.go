@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/llamago/llamago/chat"
+	"github.com/llamago/llamago/llama"
 )
 
 // The request bodies: OpenAI's fields, plus llama.cpp's extras. Unknown
@@ -117,7 +118,7 @@ type completionRequest struct {
 }
 
 // chatMessage is a message of a chat request. Content is a string or an
-// array of parts, of which text parts are supported.
+// array of parts, of which text and image_url parts are supported.
 type chatMessage struct {
 	Role       string          `json:"role"`
 	Content    messageContent  `json:"content"`
@@ -128,9 +129,11 @@ type chatMessage struct {
 }
 
 // messageContent is a message's text: a string, null, or an array of
-// content parts whose text parts are joined.
+// content parts whose text parts are joined; an image part stands in the
+// text as llama.DefaultMediaMarker, its URL in images.
 type messageContent struct {
-	text string
+	text   string
+	images []string
 }
 
 func (c *messageContent) UnmarshalJSON(data []byte) error {
@@ -142,21 +145,33 @@ func (c *messageContent) UnmarshalJSON(data []byte) error {
 		return json.Unmarshal(data, &c.text)
 	case len(data) > 0 && data[0] == '[':
 		var parts []struct {
-			Type string  `json:"type"`
-			Text *string `json:"text"`
+			Type     string          `json:"type"`
+			Text     *string         `json:"text"`
+			ImageURL json.RawMessage `json:"image_url"`
 		}
 		if err := json.Unmarshal(data, &parts); err != nil {
 			return fieldError("content", "must be a string or an array of content parts")
 		}
 		var b bytes.Buffer
 		for _, p := range parts {
-			if (p.Type != "text" && p.Type != "input_text") || p.Text == nil {
-				return fieldError("content", fmt.Sprintf("content parts of type %q are not supported: only text", p.Type))
+			text := ""
+			switch {
+			case p.Type == "image_url":
+				url, err := imageURL(p.ImageURL)
+				if err != nil {
+					return err
+				}
+				c.images = append(c.images, url)
+				text = llama.DefaultMediaMarker
+			case (p.Type != "text" && p.Type != "input_text") || p.Text == nil:
+				return fieldError("content", fmt.Sprintf("content parts of type %q are not supported: only text and image_url", p.Type))
+			default:
+				text = *p.Text
 			}
 			if b.Len() > 0 {
 				b.WriteByte('\n')
 			}
-			b.WriteString(*p.Text)
+			b.WriteString(text)
 		}
 		c.text = b.String()
 		return nil

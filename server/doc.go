@@ -32,6 +32,13 @@
 // Every response has an X-Request-Id header: the client's, when it sends
 // a usable one, else a new id.
 //
+// A chat message's content may be an array of text and image_url parts:
+// with Config.Projector, each image (a data: URL, or an http(s) one where
+// Config.FetchImage allows) stands where its part is, decoded with its
+// declared size bounded by Config.MaxImagePixels; without a projector, or
+// for a bad image, the request gets 400. Usage then counts the images'
+// positions among the prompt tokens.
+//
 // The pre-1.0 OpenAI libraries call POST /v1/engines/{engine}/completions
 // with the model in the path; it answers as /v1/completions. As with
 // llama-server, a request naming any model is served by the one model,

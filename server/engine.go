@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 
 	"github.com/llamago/llamago/llama"
@@ -53,7 +54,9 @@ type engine struct {
 // task is one prompt of a request, with its n choices.
 type task struct {
 	ctx        context.Context
-	prompt     []llama.TokenID
+	prompt     []llama.TokenID // with media, the text's tokens (markers as text)
+	media      *mediaPrompt
+	proj       *llama.Projector
 	n          int
 	choiceBase int // index of its first choice in the response
 	maxTokens  int
@@ -65,6 +68,7 @@ type task struct {
 	mu        sync.Mutex
 	generated int
 	cached    int
+	positions int // with media: the prompt's positions, images included
 	err       error
 }
 
@@ -289,7 +293,11 @@ func (e *engine) run(t *task) {
 	if t.err != nil && errors.Is(t.err, context.Canceled) && t.ctx.Err() != nil {
 		e.met.disconnects.Add(1)
 	}
-	t.out.finish(usage{prompt: len(t.prompt), cached: t.cached, completion: t.generated}, t.err)
+	prompt := len(t.prompt)
+	if t.positions > 0 {
+		prompt = t.positions // the images' positions included
+	}
+	t.out.finish(usage{prompt: prompt, cached: t.cached, completion: t.generated}, t.err)
 	e.admit()
 }
 
@@ -309,7 +317,15 @@ func (e *engine) choice(ctx context.Context, t *task, i int, read func()) error 
 	}
 	n := 0
 	var err error
-	for tok, gerr := range e.c.GenerateTokens(ctx, t.prompt, opts...) {
+	stream := e.c.GenerateTokens(ctx, t.prompt, opts...)
+	if m := t.media; m != nil {
+		// The images take positions of their own: the slot's context,
+		// not WithMaxTokens, ends such a generation.
+		opts[0] = llama.WithMaxTokens(t.maxTokens)
+		opts = append(opts, llama.WithImages(t.proj, m.images...), llama.WithTokenizeFlags(m.flags))
+		stream = e.c.Generate(ctx, m.text, opts...)
+	}
+	for tok, gerr := range stream {
 		read()
 		if gerr != nil {
 			err = gerr
@@ -342,11 +358,18 @@ func (e *engine) choice(ctx context.Context, t *task, i int, read func()) error 
 	t.generated += n
 	if i == 0 {
 		t.cached = st.CachedTokens
+		if t.media != nil {
+			t.positions = st.PromptTokens
+		}
 	}
 	switch {
 	case err == nil:
 	case errors.Is(err, llama.ErrClosed):
 		err = errShutdown
+	case t.media != nil && n == 0 && errors.Is(err, llama.ErrContextFull):
+		err = badRequestCode("messages", "context_length_exceeded", "The messages and their images do not fit the context of %d positions.", e.slotCtx)
+	case t.media != nil && (errors.Is(err, llama.ErrInvalidImage) || errors.Is(err, llama.ErrInvalidArgument)):
+		err = badRequest("messages", "%s", strings.TrimPrefix(err.Error(), "llama: "))
 	case ctx.Err() != nil && errors.Is(err, ctx.Err()):
 		// The client went away, or another choice failed.
 	case !errors.As(err, new(*apiError)):

@@ -43,7 +43,23 @@ type job struct {
 	// logprobs.
 	echoLogprobs [][]tokenLogprob
 	p            *genParams
-	tools        *toolSetup // chat with tools: replies are parsed for calls
+	tools        *toolSetup   // chat with tools: replies are parsed for calls
+	media        *mediaPrompt // a chat with images: generated from its text
+}
+
+// mediaPrompt is a chat prompt with images: the rendered text, its
+// images, and how the text is tokenized (BOS added unless it has one).
+type mediaPrompt struct {
+	text   string
+	images []*llama.Image
+	flags  llama.SpecialTokens
+}
+
+// renderedChat is a rendered and tokenized chat prompt.
+type renderedChat struct {
+	tokens []llama.TokenID
+	text   string
+	flags  llama.SpecialTokens // what gives tokens from text
 }
 
 func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
@@ -90,12 +106,20 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 		}
 		j.tools = &toolSetup{format: s.toolFormat, single: choice.Single}
 	}
+	images, err := s.chatImages(r.Context(), req.Messages)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
 	prompt, err := s.chatPrompt(req.Messages, tools)
 	if err != nil {
 		s.fail(w, err)
 		return
 	}
-	j.prompts = [][]llama.TokenID{prompt}
+	j.prompts = [][]llama.TokenID{prompt.tokens}
+	if len(images) > 0 {
+		j.media = &mediaPrompt{text: prompt.text, images: images, flags: prompt.flags}
+	}
 	p.stops = append(p.stops, s.stops...)
 	s.generate(w, r, j)
 }
@@ -209,9 +233,9 @@ func (s *Server) piecesText(toks []llama.TokenID) string {
 //
 // A last assistant message (without tool calls) is a prefill, as
 // llama-server takes it: the reply continues its text.
-func (s *Server) chatPrompt(in []chatMessage, tools []chat.Tool) ([]llama.TokenID, error) {
+func (s *Server) chatPrompt(in []chatMessage, tools []chat.Tool) (renderedChat, error) {
 	if len(in) == 0 {
-		return nil, badRequest("messages", "'messages' is required and must not be empty.")
+		return renderedChat{}, badRequest("messages", "'messages' is required and must not be empty.")
 	}
 	msgs := make([]chat.Message, len(in))
 	for i, m := range in {
@@ -221,9 +245,9 @@ func (s *Server) chatPrompt(in []chatMessage, tools []chat.Tool) ([]llama.TokenI
 			role = "system"
 		case "system", "user", "assistant", "tool":
 		case "":
-			return nil, badRequest(fmt.Sprintf("messages[%d].role", i), "Message %d has no role.", i)
+			return renderedChat{}, badRequest(fmt.Sprintf("messages[%d].role", i), "Message %d has no role.", i)
 		default:
-			return nil, badRequest(fmt.Sprintf("messages[%d].role", i), "Message %d has the unknown role %q.", i, m.Role)
+			return renderedChat{}, badRequest(fmt.Sprintf("messages[%d].role", i), "Message %d has the unknown role %q.", i, m.Role)
 		}
 		msgs[i] = chat.Message{Role: role, Content: m.Content.text, Reasoning: m.Reasoning,
 			ToolCalls: objectArguments(m.ToolCalls), Name: m.Name, ToolCallID: m.ToolCallID}
@@ -241,27 +265,29 @@ func (s *Server) chatPrompt(in []chatMessage, tools []chat.Tool) ([]llama.TokenI
 	if err != nil {
 		var re *chat.RaiseError
 		if errors.As(err, &re) {
-			return nil, badRequest("messages", "The chat template refused the messages: %s", re.Message)
+			return renderedChat{}, badRequest("messages", "The chat template refused the messages: %s", re.Message)
 		}
-		return nil, badRequest("messages", "The chat template could not render the messages: %v", err)
+		return renderedChat{}, badRequest("messages", "The chat template could not render the messages: %v", err)
 	}
 	toks, err := s.model.Tokenize(text, llama.ParseSpecial)
 	if err != nil {
-		return nil, badRequest("messages", "Could not tokenize the messages: %v.", err)
+		return renderedChat{}, badRequest("messages", "Could not tokenize the messages: %v.", err)
 	}
+	flags := llama.ParseSpecial
 	if bos := s.model.BOS(); s.model.AddsBOS() && bos != llama.NullToken {
 		if len(toks) == 0 || toks[0] != bos {
 			toks = append([]llama.TokenID{bos}, toks...)
+			flags |= llama.AddSpecial
 		}
 		for len(toks) > 1 && toks[0] == bos && toks[1] == bos {
 			toks = toks[1:]
 		}
 	}
 	if len(toks) > s.cfg.MaxPromptTokens {
-		return nil, badRequestCode("messages", "context_length_exceeded",
+		return renderedChat{}, badRequestCode("messages", "context_length_exceeded",
 			"The messages have %d tokens, more than the limit of %d.", len(toks), s.cfg.MaxPromptTokens)
 	}
-	return toks, nil
+	return renderedChat{tokens: toks, text: text, flags: flags}, nil
 }
 
 // genParams checks the sampling fields and turns them into sampler
@@ -482,6 +508,9 @@ func (s *Server) generate(w http.ResponseWriter, r *http.Request, j *job) {
 			return
 		}
 		t.ctx, t.maxTokens, t.stops, t.samplers, t.logprobs, t.out = ctx, j.p.maxTokens, j.p.stops, sms, j.p.logprobs, out
+		if j.media != nil {
+			t.media, t.proj = j.media, s.cfg.Projector
+		}
 	}
 	if err := s.eng.submit(tasks...); err != nil {
 		closeAll()

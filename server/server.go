@@ -82,6 +82,18 @@ type Config struct {
 	// Template renders chat messages (default: chat.Resolve(model, "")).
 	Template *chat.Template
 
+	// Projector is the model's vision projector: chat messages may then
+	// hold image_url parts, each placed where the template puts the
+	// message's content (nil: images get 400). MaxImagePixels bounds the
+	// declared sizes of a request's images, all together (default
+	// llama.DefaultMaxImagePixels): PNG compresses a plain image of
+	// gigapixels into a few kilobytes.
+	// FetchImage, if set, fetches http(s) image URLs (FetchHTTPImage
+	// does); without it only data: URLs are taken.
+	Projector      *llama.Projector
+	MaxImagePixels int
+	FetchImage     func(ctx context.Context, url string) ([]byte, error)
+
 	// QueueSize is the most requests that wait for a slot when every slot
 	// is busy (default DefaultQueueSize; negative: none wait). Beyond it
 	// requests get 503.

@@ -331,7 +331,7 @@ func TestToolHistoryNative(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	text := s.piecesText(toks)
+	text := s.piecesText(toks.tokens)
 	for _, want := range []string{
 		`<tool_call>` + "\n" + `{"name": "get_weather", "arguments": {"location": "Paris"}}` + "\n" + `</tool_call>`,
 		"<tool_response>\n21 C\n</tool_response>",

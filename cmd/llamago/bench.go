@@ -49,6 +49,8 @@ type benchOptions struct {
 	Native     bool
 	Progress   bool
 	NoWarmup   bool
+	MMProj     string   // --mmproj: the e2e prompts get images
+	Images     []string // --image
 
 	// Set by validate from the flags above.
 	models         []string
@@ -134,6 +136,8 @@ func newBenchCmd(streams *iostreams, runF func(*benchOptions) error) *cobra.Comm
 	list(&opts.PG, "prompt-gen", "", "pp,tg", "test pp prompt tokens then tg generated ones, in one repetition (short -pg)")
 	list(&opts.E2E, "e2e", "", "pp,tg", "end-to-end test: tg tokens generated with sampling after a pp-token prompt")
 	list(&opts.Parallel, "parallel", "", "list", "sequences decoded at once: a token of each per batch, or e2e generations at once (default 1)")
+	f.StringVar(&opts.MMProj, "mmproj", "", "vision projector of the model: each e2e prompt starts with the --image files, and the time to encode them is shown")
+	f.StringArrayVar(&opts.Images, "image", nil, "image file for the e2e prompts (repeatable; needs --mmproj)")
 	list(&opts.Threads, "threads", "t", "list", fmt.Sprintf("threads (default %d)", llama.DefaultThreads()))
 	list(&opts.Batch, "batch-size", "b", "list", "logical batch sizes (default 2048)")
 	list(&opts.UBatch, "ubatch-size", "", "list", "physical batch sizes (short -ub; default 512)")
@@ -187,6 +191,16 @@ func (o *benchOptions) validate() error {
 	}
 	if o.parallel, err = ints("--parallel", o.Parallel, []int{1}, 1); err != nil {
 		return err
+	}
+	switch {
+	case (o.MMProj != "") != (len(o.Images) > 0):
+		return usageErrorf("--mmproj and --image go together")
+	case o.MMProj != "" && len(o.e2e) == 0:
+		return usageErrorf("--mmproj and --image are for the --e2e tests")
+	case o.MMProj != "" && len(o.Models) != 1:
+		return usageErrorf("--mmproj is the projector of one model: give one --model")
+	case len(o.Images) > llama.MaxImagesPerPrompt:
+		return usageErrorf("at most %d images, not %d", llama.MaxImagesPerPrompt, len(o.Images))
 	}
 	for _, p := range o.parallel {
 		if p > llama.MaxSequences() {
@@ -580,6 +594,7 @@ func runBench(ctx context.Context, opts *benchOptions) (err error) {
 		Params: opts.markdownParams,
 		Native: opts.Native,
 		E2E:    len(opts.e2e) > 0,
+		Images: len(opts.Images) > 0,
 		Build:  fmt.Sprintf("%s (0), llamago %s", llamaCppCommit, version),
 	})
 	if err != nil {
@@ -605,6 +620,11 @@ func runBench(ctx context.Context, opts *benchOptions) (err error) {
 
 	env := newBenchEnv()
 	insts := opts.instances()
+	images, err := loadImages(opts.Images)
+	if err != nil {
+		return err
+	}
+	var proj *llama.Projector
 	var (
 		model   *llama.Model
 		key     modelKey
@@ -635,6 +655,11 @@ func runBench(ctx context.Context, opts *benchOptions) (err error) {
 				return err
 			}
 			model, key, loadNS = m, in.modelKey(), uint64(clock.Since(t0))
+			if opts.MMProj != "" {
+				if proj, err = model.LoadProjector(opts.MMProj, llama.WithProjectorThreads(in.threads)); err != nil {
+					return fmt.Errorf("--mmproj %s: %w", opts.MMProj, unprefixed{err})
+				}
+			}
 		}
 		r := bench.Result{
 			BuildCommit: llamaCppCommit, CPUInfo: env.cpuInfo, GPUInfo: env.gpuInfo, Backends: env.backends,
@@ -648,6 +673,10 @@ func runBench(ctx context.Context, opts *benchOptions) (err error) {
 		test := bench.Test{
 			NPrompt: in.nPrompt, NGen: in.nGen, E2E: in.e2e, Parallel: in.parallel,
 			Batch: in.nBatch, UBatch: in.nUBatch, Threads: in.threads, TypeK: in.typeK, TypeV: in.typeV, FlashAttn: in.fa,
+		}
+		if in.e2e && proj != nil {
+			test.Projector, test.Images = proj, images
+			r.NImages = len(images)
 		}
 		if err := bench.Run(ctx, model, test, bench.RunOptions{
 			Reps: opts.Reps, Native: opts.Native, NoWarmup: opts.NoWarmup,

@@ -70,6 +70,7 @@ const chatCommandHelp = `  /help            show the commands
   /save FILE       save the conversation, with its KV cache, to FILE
   /load FILE       restore a conversation saved with /save
   /stats           show the statistics of the last reply and the totals
+  /image FILE      attach an image to the next message (needs --mmproj)
   /exit            quit (also /bye, or Ctrl-D)
 `
 
@@ -104,6 +105,7 @@ func newChatCmd(streams *iostreams, runF func(*chatOptions) error) *cobra.Comman
 	f.BoolVar(&opts.Gen.NoEscape, "no-escape", false, "do not process escape sequences (\\n, \\t, ...) in --system and the stop strings")
 	f.BoolVar(&opts.NoContextShift, "no-context-shift", false, "fail when the conversation outgrows the context, instead of dropping the oldest exchanges")
 	addGenerationFlags(f, &opts.Gen)
+	addVisionFlags(f, &opts.Gen.Vision, true)
 	f.BoolVar(&opts.Timings, "timings", false, "print token counts and speeds on stderr after each reply")
 	return cmd
 }
@@ -158,6 +160,10 @@ func runChat(ctx context.Context, opts *chatOptions) error {
 	if err != nil {
 		return err
 	}
+	images, err := loadImages(opts.Gen.Vision.Images)
+	if err != nil {
+		return err
+	}
 	var input io.Reader
 	interactive := false
 	switch {
@@ -189,6 +195,10 @@ func runChat(ctx context.Context, opts *chatOptions) error {
 		return err
 	}
 	defer model.Close()
+	proj, err := opts.Gen.Vision.load(model, opts.Gen.Threads)
+	if err != nil {
+		return err
+	}
 	lctx, err := opts.Gen.newContext(model)
 	if err != nil {
 		return err
@@ -223,6 +233,9 @@ func runChat(ctx context.Context, opts *chatOptions) error {
 	if !opts.ShowThinking {
 		sessOpts = append(sessOpts, chat.WithHiddenThinking())
 	}
+	if proj != nil {
+		sessOpts = append(sessOpts, chat.WithProjector(proj))
+	}
 	seq, err := lctx.NewSequence()
 	if err != nil {
 		return err
@@ -240,6 +253,8 @@ func runChat(ctx context.Context, opts *chatOptions) error {
 		errOut:      errOut,
 		interactive: interactive,
 		color:       isTTY(opts.IO.Out),
+		proj:        proj,
+		images:      images,
 	}
 	if interactive {
 		return c.runInteractive(ctx, opts.IO.In.(*os.File))
@@ -298,6 +313,9 @@ type chatter struct {
 	cancel context.CancelFunc // the answer's, while one is generated
 
 	totals chatTotals
+
+	proj   *llama.Projector // --mmproj, or nil
+	images []*llama.Image   // for the next message: --image, /image
 }
 
 // chatTotals add up the replies of the session.
@@ -495,6 +513,22 @@ func (c *chatter) command(line string) error {
 		c.say(fmt.Sprintf("Loaded %d messages from %s.", len(c.sess.History()), arg))
 	case "/stats":
 		c.printStats()
+	case "/image":
+		if arg == "" {
+			return fmt.Errorf("/image needs a file name")
+		}
+		if c.proj == nil {
+			return fmt.Errorf("/image needs the model's vision projector: start chat with --mmproj")
+		}
+		if len(c.images) >= llama.MaxImagesPerPrompt {
+			return fmt.Errorf("at most %d images for one message", llama.MaxImagesPerPrompt)
+		}
+		im, err := llama.LoadImage(arg, 0)
+		if err != nil {
+			return unprefixed{err}
+		}
+		c.images = append(c.images, im)
+		c.say(fmt.Sprintf("Attached %s (%dx%d) to the next message.", arg, im.Width(), im.Height()))
 	default:
 		return fmt.Errorf("unknown command %s (see /help)", name)
 	}
@@ -524,7 +558,7 @@ func (c *chatter) send(ctx context.Context, msg string) error {
 
 	w := &replyWriter{w: c.out, color: c.color}
 	var sendErr error
-	for ch, err := range c.sess.Send(actx, msg) {
+	for ch, err := range c.sess.SendMessage(actx, chat.Message{Role: "user", Content: msg, Images: c.images}) {
 		if err != nil {
 			sendErr = err
 			break
@@ -549,6 +583,7 @@ func (c *chatter) send(ctx context.Context, msg string) error {
 	if c.interactive {
 		fmt.Fprintln(c.out)
 	}
+	c.images = nil // they went with the message
 
 	st := c.sess.Stats()
 	c.totals.replies++
@@ -624,6 +659,9 @@ func (r *replyWriter) end(failed, echoed bool) {
 func printChatTimings(w io.Writer, s chat.TurnStats) {
 	fmt.Fprintf(w, "prompt:     %d tokens evaluated (%d cached), %.2f ms, %.2f tok/s\n",
 		s.PromptTokens-s.CachedTokens, s.CachedTokens, ms(s.PromptEval), s.PromptTokensPerSecond())
+	if s.Images > 0 {
+		fmt.Fprintf(w, "images:     %d, encoded in %.2f ms\n", s.Images, ms(s.ImageEncode))
+	}
 	fmt.Fprintf(w, "generation: %d tokens, time to first token %.2f ms, %.2f tok/s\n",
 		s.GeneratedTokens, ms(s.TimeToFirst), s.TokensPerSecond())
 	stop := s.StopReason.String()

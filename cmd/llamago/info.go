@@ -281,7 +281,11 @@ func printInfo(w io.Writer, f *gguf.File, in models.Info, est models.MemoryEstim
 		}
 		line("special tokens", "%s", strings.Join(parts, ", "))
 	}
+	if p := in.Projector; p != nil {
+		printProjector(line, p)
+	}
 	switch {
+	case in.Projector != nil:
 	case in.ChatTemplate == "":
 		line("chat template", "none")
 	case fullTemplate:
@@ -302,9 +306,12 @@ func printInfo(w io.Writer, f *gguf.File, in models.Info, est models.MemoryEstim
 		line("", "%-*s %5d %5.1f%%  %s", width, n, c, 100*float64(c)/float64(max(in.TensorCount, 1)), bar)
 	}
 	mem := fmt.Sprintf("%s for %d tokens: weights %s", humanBytes(est.Total), est.ContextSize, humanBytes(est.Weights))
-	if est.KVCache > 0 {
+	switch {
+	case in.Projector != nil:
+		mem = fmt.Sprintf("weights %s, and the encoder's compute buffers", humanBytes(est.Weights))
+	case est.KVCache > 0:
 		mem += fmt.Sprintf(" + KV cache %s (K %s, V %s)", humanBytes(est.KVCache), est.CacheTypeK, est.CacheTypeV)
-	} else {
+	default:
 		mem += ", no KV cache"
 	}
 	line("memory", "%s", mem)

@@ -40,6 +40,7 @@ type runOptions struct {
 	NoMmap       bool
 	Mlock        bool
 	LoRA         loraFlags
+	Vision       visionFlags // --mmproj, --image
 
 	Temp             float32
 	TopK             int
@@ -123,6 +124,7 @@ func newRunCmd(streams *iostreams, runF func(*runOptions) error) *cobra.Command 
 	f.StringVarP(&opts.PromptFile, "file", "f", "", "read the prompt from a file (\"-\": standard input)")
 	f.BoolVar(&opts.NoEscape, "no-escape", false, "do not process escape sequences (\\n, \\t, ...) in the prompt and stop strings")
 	addGenerationFlags(f, opts)
+	addVisionFlags(f, &opts.Vision, true)
 
 	f.BoolVar(&opts.Echo, "echo", false, "print the prompt before the generated text")
 	f.BoolVar(&opts.Timings, "timings", false, "print token counts and speeds on stderr")
@@ -136,6 +138,9 @@ func (o *runOptions) validate() error {
 		return usageErrorf("--model is required")
 	}
 	if err := o.LoRA.parse(); err != nil {
+		return err
+	}
+	if err := o.Vision.validate(); err != nil {
 		return err
 	}
 	if o.NPredict == 0 || o.NPredict < -1 {
@@ -281,6 +286,8 @@ type runStats struct {
 	PromptTokensPerSecond float64 `json:"prompt_tokens_per_second"`
 	StopReason            string  `json:"stop_reason"`
 	StopString            string  `json:"stop_string,omitempty"`
+	Images                int     `json:"images,omitempty"`
+	ImageEncodeMs         float64 `json:"image_encode_ms,omitempty"`
 }
 
 func newRunStats(s llama.Stats) runStats {
@@ -295,6 +302,8 @@ func newRunStats(s llama.Stats) runStats {
 		PromptTokensPerSecond: s.PromptTokensPerSecond(),
 		StopReason:            s.StopReason.String(),
 		StopString:            s.StopString,
+		Images:                s.Images,
+		ImageEncodeMs:         ms(s.ImageEncode),
 	}
 }
 
@@ -323,12 +332,20 @@ func runRun(ctx context.Context, opts *runOptions) error {
 	if err != nil {
 		return err
 	}
+	images, err := loadImages(opts.Vision.Images)
+	if err != nil {
+		return err
+	}
 
 	model, err := loadModel(ctx, opts.Model, opts.modelOptions()...)
 	if err != nil {
 		return err
 	}
 	defer model.Close()
+	proj, err := opts.Vision.load(model, opts.Threads)
+	if err != nil {
+		return err
+	}
 	lctx, err := opts.newContext(model)
 	if err != nil {
 		return err
@@ -341,6 +358,9 @@ func runRun(ctx context.Context, opts *runOptions) error {
 		llama.WithStop(stops...),
 		llama.WithSampling(opts.samplerOptions(grammar)...),
 		llama.WithStats(&stats),
+	}
+	if len(images) > 0 {
+		gen = append(gen, llama.WithImages(proj, images...))
 	}
 
 	// Streamed text goes out unbuffered, so every token reaches the reader
@@ -426,6 +446,9 @@ func runRun(ctx context.Context, opts *runOptions) error {
 func printTimings(w io.Writer, s llama.Stats) {
 	fmt.Fprintf(w, "prompt:     %d tokens (%d cached), %.2f ms, %.2f tok/s\n",
 		s.PromptTokens, s.CachedTokens, ms(s.PromptEval), s.PromptTokensPerSecond())
+	if s.Images > 0 {
+		fmt.Fprintf(w, "images:     %d, encoded in %.2f ms (the prompt's positions include them)\n", s.Images, ms(s.ImageEncode))
+	}
 	fmt.Fprintf(w, "generation: %d tokens, time to first token %.2f ms, %.2f tok/s\n",
 		s.GeneratedTokens, ms(s.TimeToFirst), s.TokensPerSecond())
 	stop := s.StopReason.String()

@@ -48,6 +48,9 @@ type serveOptions struct {
 	NoMmap       bool
 	Mlock        bool
 	LoRA         loraFlags
+	Vision       visionFlags // --mmproj
+	ImageURLs    bool        // --allow-image-urls
+	MaxImagePx   int         // --max-image-pixels
 
 	Queue           int
 	MaxPromptTokens int
@@ -124,6 +127,9 @@ func newServeCmd(streams *iostreams, runF func(*serveOptions) error) *cobra.Comm
 	f.BoolVar(&opts.NoMmap, "no-mmap", false, "read the model into memory instead of mapping it")
 	f.BoolVar(&opts.Mlock, "mlock", false, "lock the model in RAM")
 	addLoRAFlags(f, &opts.LoRA)
+	addVisionFlags(f, &opts.Vision, false)
+	f.BoolVar(&opts.ImageURLs, "allow-image-urls", false, "fetch http(s) image URLs of chat requests (default: only data: URLs)")
+	f.IntVar(&opts.MaxImagePx, "max-image-pixels", llama.DefaultMaxImagePixels, "most pixels (width × height, as declared) of the images of a request, all together")
 	f.IntVar(&opts.Queue, "queue", server.DefaultQueueSize, "requests that may wait for a slot (0: none); beyond them requests get 503")
 	f.IntVar(&opts.MaxPromptTokens, "max-prompt-tokens", 0, "most tokens of a prompt (0: the slot's positions less one)")
 	f.IntVar(&opts.MaxTokens, "max-tokens", 0, "most tokens a request may generate, and the default of chat requests (0: the slot's positions)")
@@ -145,6 +151,15 @@ func (o *serveOptions) validate() error {
 	}
 	if err := o.LoRA.parse(); err != nil {
 		return err
+	}
+	if err := o.Vision.validate(); err != nil {
+		return err
+	}
+	if o.MaxImagePx < 1 {
+		return usageErrorf("--max-image-pixels must be positive, not %d", o.MaxImagePx)
+	}
+	if o.ImageURLs && o.Vision.MMProj == "" {
+		return usageErrorf("--allow-image-urls needs --mmproj")
 	}
 	if o.Host == "" {
 		return usageErrorf("--host must not be empty (0.0.0.0 listens on every interface)")
@@ -270,6 +285,10 @@ func runServe(ctx context.Context, opts *serveOptions) error {
 	if err != nil {
 		return err
 	}
+	proj, err := opts.Vision.load(model, opts.Threads)
+	if err != nil {
+		return err
+	}
 	if tmpl == nil {
 		tmpl, err = chat.FromModel(model)
 		if errors.Is(err, chat.ErrNoTemplate) {
@@ -312,6 +331,11 @@ func runServe(ctx context.Context, opts *serveOptions) error {
 		ReadTimeout:     noLimit(opts.ReadTimeout),
 		WriteTimeout:    noLimit(opts.WriteTimeout),
 		Logger:          slog.New(slog.NewTextHandler(errOut, &slog.HandlerOptions{Level: level})),
+		Projector:       proj,
+		MaxImagePixels:  opts.MaxImagePx,
+	}
+	if opts.ImageURLs {
+		cfg.FetchImage = server.FetchHTTPImage
 	}
 	if len(opts.Aliases) > 0 {
 		// The first alias is the model's ID; its file name stays valid.

@@ -24,16 +24,18 @@ type synthOptions struct {
 	Type    string
 	Vocab   string
 	Output  string
+	MMProj  string // --mmproj-out: the projector of a vision shape
 	Seed    uint64
 	Threads int
 
 	// Set by validate from the flags above.
-	shape models.Shape
-	ftype llama.FileType
+	shape  models.Shape
+	vision *models.ProjectorShape // a vision shape: shape is its language model
+	ftype  llama.FileType
 }
 
 // synthArchs are the architectures Synthesize knows.
-var synthArchs = []string{"llama", "qwen2", "bert", "mamba"}
+var synthArchs = []string{"llama", "qwen2", "qwen2vl", "bert", "mamba"}
 
 func newSynthCmd(streams *iostreams, runF func(*synthOptions) error) *cobra.Command {
 	opts := &synthOptions{IO: streams}
@@ -47,10 +49,12 @@ func newSynthCmd(streams *iostreams, runF func(*synthOptions) error) *cobra.Comm
 			"benchmarks without downloads.\n\n" +
 			wrapList("Shapes: ", models.ShapeNames(), 78) + ".\n" +
 			"--type F32 or F16 is written directly; any other type (" + "Q8_0, Q4_K_M, ...)\n" +
-			"is made by quantizing an F16 model, as llamago quantize does.",
+			"is made by quantizing an F16 model, as llamago quantize does.\n\n" +
+			wrapList("Vision shapes (a language model with -o and its projector with --mmproj-out): ", models.ProjectorShapeNames(), 78) + ".",
 		Example: `  llamago synth --shape tiny --vocab ggml-vocab-llama-spm.gguf -o tiny.gguf
   llamago synth --arch qwen2 --shape qwen2.5-0.5b --type Q4_K_M --vocab ggml-vocab-gpt-2.gguf -o qwen.gguf
-  llamago synth --shape tiny-bert --vocab ggml-vocab-bert-bge.gguf --seed 7 -o bert.gguf`,
+  llamago synth --shape tiny-bert --vocab ggml-vocab-bert-bge.gguf --seed 7 -o bert.gguf
+  llamago synth --shape tiny-llava --vocab ggml-vocab-llama-spm.gguf -o llava.gguf --mmproj-out llava-mmproj.gguf`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := opts.validate(); err != nil {
@@ -69,6 +73,7 @@ func newSynthCmd(streams *iostreams, runF func(*synthOptions) error) *cobra.Comm
 	f.StringVar(&opts.Vocab, "vocab", "", "GGUF file to take the tokenizer from, required")
 	f.StringVar(&opts.Type, "type", "F16", "weight type: F32, F16 or a quantization such as Q8_0 or Q4_K_M")
 	f.StringVarP(&opts.Output, "output", "o", "", "output file, required")
+	f.StringVar(&opts.MMProj, "mmproj-out", "", "output file of the vision projector, required with a vision shape")
 	f.Uint64Var(&opts.Seed, "seed", 0, "seed of the random weights: the same seed gives the same file")
 	f.IntVarP(&opts.Threads, "threads", "t", llama.DefaultThreads(), "threads for quantizing")
 	return cmd
@@ -86,8 +91,18 @@ func (o *synthOptions) validate() error {
 		return usageErrorf("--threads must be positive, not %d", o.Threads)
 	}
 	var ok bool
-	if o.shape, ok = models.LookupShape(o.Shape); !ok {
-		return usageErrorf("unknown shape %q (want one of %s)", o.Shape, strings.Join(models.ShapeNames(), ", "))
+	if vs, isVision := models.LookupProjectorShape(o.Shape); isVision {
+		if o.MMProj == "" {
+			return usageErrorf("--mmproj-out is required with the vision shape %s: the projector's file", o.Shape)
+		}
+		if o.MMProj == o.Output {
+			return usageErrorf("--mmproj-out and --output name the same file")
+		}
+		o.shape, o.vision = vs.LM, &vs
+	} else if o.shape, ok = models.LookupShape(o.Shape); !ok {
+		return usageErrorf("unknown shape %q (want one of %s)", o.Shape, strings.Join(append(models.ShapeNames(), models.ProjectorShapeNames()...), ", "))
+	} else if o.MMProj != "" {
+		return usageErrorf("--mmproj-out needs a vision shape (%s)", strings.Join(models.ProjectorShapeNames(), ", "))
 	}
 	if o.Arch != "" {
 		if !slices.Contains(synthArchs, o.Arch) {
@@ -169,6 +184,43 @@ func runSynth(ctx context.Context, opts *synthOptions) error {
 	in := models.Inspect(opts.Output, f)
 	fmt.Fprintf(opts.IO.Out, "%s: synthetic %s (%s), %s, %s parameters, %s\n",
 		opts.Output, opts.shape.Name, opts.shape.Arch, in.FileType, humanCount(in.Parameters), humanBytes(in.FileSize))
+	if opts.vision != nil {
+		return synthProjector(ctx, opts, so.Type)
+	}
+	return nil
+}
+
+// synthProjector writes the projector of a vision shape to --mmproj-out,
+// F32 or F16 as the model (F16 for a quantized model).
+func synthProjector(ctx context.Context, opts *synthOptions, typ gguf.TensorType) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	dir, base := filepath.Split(opts.MMProj)
+	if dir == "" {
+		dir = "."
+	}
+	tmp, err := tempFile(dir, base, ".partial")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp)
+	po := models.ProjectorOptions{Shape: *opts.vision, Type: typ, Seed: opts.Seed}
+	if err := models.SynthesizeProjectorFile(tmp, po); err != nil {
+		return fmt.Errorf("%s", strings.TrimPrefix(err.Error(), "models: "))
+	}
+	if err := os.Chmod(tmp, 0o644); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, opts.MMProj); err != nil {
+		return err
+	}
+	f, err := gguf.Open(opts.MMProj)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(opts.IO.Out, "%s: synthetic %s projector (%s), %s parameters, %s\n",
+		opts.MMProj, opts.vision.Name, opts.vision.Projector, humanCount(f.ParameterCount()), humanBytes(f.Size))
 	return nil
 }
 

@@ -127,7 +127,7 @@ func TestSynthFlags(t *testing.T) {
 		{name: "arch mismatch", args: []string{"synth", "--arch", "bert", "--shape", "tiny", "--vocab", "v", "-o", "m"},
 			wantErr: "--arch bert does not match shape tiny, which is llama"},
 		{name: "unknown arch", args: []string{"synth", "--arch", "gpt5", "--shape", "tiny", "--vocab", "v", "-o", "m"},
-			wantErr: `unknown architecture "gpt5" (want one of llama, qwen2, bert, mamba)`},
+			wantErr: `unknown architecture "gpt5" (want one of llama, qwen2, qwen2vl, bert, mamba)`},
 		{name: "unknown type", args: []string{"synth", "--shape", "tiny", "--vocab", "v", "-o", "m", "--type", "Q3"},
 			wantErr: `--type: unknown type "Q3" (want one of `},
 		{name: "type needing an imatrix", args: []string{"synth", "--shape", "tiny", "--vocab", "v", "-o", "m", "--type", "IQ2_XXS"},
