@@ -59,6 +59,20 @@ type Stats struct {
 	Generation      time.Duration // from the first token to the last
 	StopReason      StopReason
 	StopString      string // the stop string that matched, with StopString
+	// DraftTokens counts the tokens drafted for speculative decoding (see
+	// WithSpeculation), and AcceptedTokens those of them the model
+	// agreed with: generated tokens that cost no step of their own.
+	DraftTokens    int
+	AcceptedTokens int
+}
+
+// AcceptanceRate is the share of drafted tokens the model accepted, 0
+// without speculation.
+func (s Stats) AcceptanceRate() float64 {
+	if s.DraftTokens == 0 {
+		return 0
+	}
+	return float64(s.AcceptedTokens) / float64(s.DraftTokens)
 }
 
 // TokensPerSecond is the generation speed after the first token.
@@ -87,6 +101,7 @@ type generateConfig struct {
 	stats       *Stats
 	logprobs    bool
 	topLogprobs int
+	spec        *Speculation // WithSpeculation
 }
 
 // GenerateOption configures Generate and Complete, which refuse an invalid
