@@ -105,7 +105,7 @@ type gen struct {
 	ctx    context.Context
 	cfg    *generateConfig
 	smp    *Sampler
-	own    bool // smp was built for this generation
+	own    bool       // smp was built for this generation
 	spec   *specState // how it speculates; nil if it does not
 	prompt []TokenID
 	start  clock.Time

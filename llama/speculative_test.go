@@ -395,8 +395,8 @@ func TestDraftRefused(t *testing.T) {
 
 	c := newContext(t, m)
 	for _, spec := range []llama.Speculation{
-		{DraftMax: 8},                       // no draft model
-		{DraftMax: -1, NGram: 2},            // bad values
+		{DraftMax: 8},            // no draft model
+		{DraftMax: -1, NGram: 2}, // bad values
 		{DraftMax: llama.MaxDraft + 1, NGram: 2},
 		{DraftMax: 4, DraftMin: 5, NGram: 2},
 		{DraftMax: 4, PMin: 1.5},
