@@ -33,7 +33,8 @@ type TurnStats struct {
 	// Stats are the generation's: PromptTokens is the whole rendered
 	// conversation, CachedTokens the part reused from the KV cache.
 	// After a context shift during the reply, they are those of the last
-	// generation, with GeneratedTokens counting the whole reply.
+	// generation, with GeneratedTokens, DraftTokens and AcceptedTokens
+	// counting the whole reply.
 	llama.Stats
 	// NewTokens are the prompt tokens tokenized for this turn: the text
 	// the template rendered after the longest prefix that the session's
@@ -77,6 +78,7 @@ type config struct {
 	hideThink   bool
 	tools       []any
 	vars        map[string]any
+	spec        *llama.Speculation
 }
 
 // Option configures NewSession.
@@ -95,6 +97,11 @@ func WithSampling(opts ...llama.SamplerOption) Option {
 // WithSampler samples with s, which the caller owns (its state, such as
 // penalties, carries over between replies).
 func WithSampler(s *llama.Sampler) Option { return func(c *config) { c.sampler = s } }
+
+// WithSpeculation sets how replies speculate (see llama.WithSpeculation):
+// prompt lookup, or the draft model of the sequence's context, which
+// replies use by default.
+func WithSpeculation(sp llama.Speculation) Option { return func(c *config) { c.spec = &sp } }
 
 // WithMaxTokens limits each reply to n tokens; 0 or less means no limit
 // but the context.
@@ -482,6 +489,9 @@ func (s *Session) turn(ctx context.Context, msg Message, yield func(Chunk, error
 		if s.cfg.maxTokens > 0 {
 			opts = append(opts, llama.WithMaxTokens(s.cfg.maxTokens-total))
 		}
+		if s.cfg.spec != nil {
+			opts = append(opts, llama.WithSpeculation(*s.cfg.spec))
+		}
 		if s.cfg.sampler != nil {
 			opts = append(opts, llama.WithSampler(s.cfg.sampler))
 		} else if len(s.cfg.samplerOpts) > 0 {
@@ -507,8 +517,10 @@ func (s *Session) turn(ctx context.Context, msg Message, yield func(Chunk, error
 		}
 		gen = append(gen, yielded...)
 		total += st.GeneratedTokens
+		drafted, accepted := stats.DraftTokens+st.DraftTokens, stats.AcceptedTokens+st.AcceptedTokens
 		stats.Stats = st
 		stats.GeneratedTokens = total
+		stats.DraftTokens, stats.AcceptedTokens = drafted, accepted
 		if genErr == nil || stopped {
 			break
 		}
