@@ -60,6 +60,9 @@ func DefaultSpeculation() Speculation {
 	return Speculation{DraftMax: 16, PMin: 0.75}
 }
 
+// Validate reports a field out of range, as a generation given sp would.
+func (sp Speculation) Validate() error { return sp.check() }
+
 func (sp Speculation) check() error {
 	switch {
 	case sp.DraftMax < 0 || sp.DraftMax > MaxDraft:

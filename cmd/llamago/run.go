@@ -40,6 +40,7 @@ type runOptions struct {
 	NoMmap       bool
 	Mlock        bool
 	LoRA         loraFlags
+	Spec         specFlags // speculative decoding
 
 	Temp             float32
 	TopK             int
@@ -136,6 +137,9 @@ func (o *runOptions) validate() error {
 		return usageErrorf("--model is required")
 	}
 	if err := o.LoRA.parse(); err != nil {
+		return err
+	}
+	if err := o.Spec.validate(); err != nil {
 		return err
 	}
 	if o.NPredict == 0 || o.NPredict < -1 {
@@ -281,6 +285,8 @@ type runStats struct {
 	PromptTokensPerSecond float64 `json:"prompt_tokens_per_second"`
 	StopReason            string  `json:"stop_reason"`
 	StopString            string  `json:"stop_string,omitempty"`
+	DraftTokens           int     `json:"draft_tokens,omitempty"`
+	AcceptedTokens        int     `json:"accepted_tokens,omitempty"`
 }
 
 func newRunStats(s llama.Stats) runStats {
@@ -295,6 +301,8 @@ func newRunStats(s llama.Stats) runStats {
 		PromptTokensPerSecond: s.PromptTokensPerSecond(),
 		StopReason:            s.StopReason.String(),
 		StopString:            s.StopString,
+		DraftTokens:           s.DraftTokens,
+		AcceptedTokens:        s.AcceptedTokens,
 	}
 }
 
@@ -329,6 +337,10 @@ func runRun(ctx context.Context, opts *runOptions) error {
 		return err
 	}
 	defer model.Close()
+	if err := opts.Spec.load(ctx, opts.modelOptions()...); err != nil {
+		return err
+	}
+	defer opts.Spec.close()
 	lctx, err := opts.newContext(model)
 	if err != nil {
 		return err
@@ -342,6 +354,7 @@ func runRun(ctx context.Context, opts *runOptions) error {
 		llama.WithSampling(opts.samplerOptions(grammar)...),
 		llama.WithStats(&stats),
 	}
+	gen = append(gen, opts.Spec.generateOptions()...)
 
 	// Streamed text goes out unbuffered, so every token reaches the reader
 	// as it is made. An echoed prompt goes out with the first text, so it
@@ -433,6 +446,7 @@ func printTimings(w io.Writer, s llama.Stats) {
 		stop += fmt.Sprintf(" %q", s.StopString)
 	}
 	fmt.Fprintf(w, "stop:       %s\n", stop)
+	printSpecTimings(w, s)
 }
 
 // readInput reads a whole file, or in when name is "-".

@@ -47,6 +47,7 @@ type serveOptions struct {
 	NoMmap       bool
 	Mlock        bool
 	LoRA         loraFlags
+	Spec         specFlags // speculative decoding
 
 	Queue           int
 	MaxPromptTokens int
@@ -122,6 +123,7 @@ func newServeCmd(streams *iostreams, runF func(*serveOptions) error) *cobra.Comm
 	f.BoolVar(&opts.NoMmap, "no-mmap", false, "read the model into memory instead of mapping it")
 	f.BoolVar(&opts.Mlock, "mlock", false, "lock the model in RAM")
 	addLoRAFlags(f, &opts.LoRA)
+	addSpecFlags(f, &opts.Spec)
 	f.IntVar(&opts.Queue, "queue", server.DefaultQueueSize, "requests that may wait for a slot (0: none); beyond them requests get 503")
 	f.IntVar(&opts.MaxPromptTokens, "max-prompt-tokens", 0, "most tokens of a prompt (0: the slot's positions less one)")
 	f.IntVar(&opts.MaxTokens, "max-tokens", 0, "most tokens a request may generate, and the default of chat requests (0: the slot's positions)")
@@ -142,6 +144,9 @@ func (o *serveOptions) validate() error {
 		return usageErrorf("--model is required")
 	}
 	if err := o.LoRA.parse(); err != nil {
+		return err
+	}
+	if err := o.Spec.validate(); err != nil {
 		return err
 	}
 	if o.Host == "" {
@@ -264,6 +269,10 @@ func runServe(ctx context.Context, opts *serveOptions) error {
 		return err
 	}
 	defer model.Close()
+	if err := opts.Spec.load(ctx, llama.WithGPULayers(opts.GPULayers), llama.WithMmap(!opts.NoMmap), llama.WithMlock(opts.Mlock)); err != nil {
+		return err
+	}
+	defer opts.Spec.close()
 	adapters, err := opts.LoRA.load(model)
 	if err != nil {
 		return err
@@ -299,6 +308,7 @@ func runServe(ctx context.Context, opts *serveOptions) error {
 			llama.WithFlashAttention(opts.flashAttn),
 			llama.WithCacheTypes(opts.cacheK, opts.cacheV),
 		}, adapters...),
+		Draft:           opts.Spec.draft,
 		Template:        tmpl,
 		QueueSize:       queue,
 		MaxPromptTokens: opts.MaxPromptTokens,
@@ -309,6 +319,10 @@ func runServe(ctx context.Context, opts *serveOptions) error {
 		ReadTimeout:     noLimit(opts.ReadTimeout),
 		WriteTimeout:    noLimit(opts.WriteTimeout),
 		Logger:          slog.New(slog.NewTextHandler(errOut, &slog.HandlerOptions{Level: level})),
+	}
+	if opts.Spec.on() {
+		sp := opts.Spec.speculation()
+		cfg.Speculation = &sp
 	}
 	if len(opts.Aliases) > 0 {
 		// The first alias is the model's ID; its file name stays valid.
