@@ -33,6 +33,9 @@ type MarkdownOptions struct {
 	Native bool
 	// E2E adds the time to first token and the inter-token latencies.
 	E2E bool
+	// Spec adds the share of drafted tokens accepted, of end-to-end tests
+	// with speculative decoding.
+	Spec bool
 	// Build is the footer's "build: ..." line; none if empty.
 	Build string
 }
@@ -140,7 +143,7 @@ type markdownPrinter struct {
 var mdWidth = map[string]int{
 	"model": -30, "size": 10, "params": 10, "backend": -10, "n_gpu_layers": 3, "n_threads": 7,
 	"n_batch": 7, "n_ubatch": 8, "type_k": 6, "type_v": 6, "flash_attn": 3, "use_mmap": 4,
-	"test": 15, "t/s": 20, "C t/s": 20, "Go/C": 21, "TTFT ms": 16, "ITL p50/p95/p99 ms": 22,
+	"test": 20, "t/s": 20, "accepted": 16, "C t/s": 20, "Go/C": 21, "TTFT ms": 16, "ITL p50/p95/p99 ms": 22,
 }
 
 var mdName = map[string]string{
@@ -155,6 +158,9 @@ func (p *markdownPrinter) Header() error {
 	}
 	if p.opts.E2E {
 		p.cols = append(p.cols, "TTFT ms", "ITL p50/p95/p99 ms")
+	}
+	if p.opts.Spec {
+		p.cols = append(p.cols, "accepted")
 	}
 	var head, rule strings.Builder
 	head.WriteString("|")
@@ -277,6 +283,11 @@ func mdValue(r *Result, col string) string {
 			return ""
 		}
 		return fmt.Sprintf("%.2f ± %.2f", float64(r.TTFTAvgNS)/1e6, float64(r.TTFTStddevNS)/1e6)
+	case "accepted":
+		if r.DraftTokens == 0 {
+			return ""
+		}
+		return fmt.Sprintf("%d/%d %.0f%%", r.AcceptedTokens, r.DraftTokens, 100*r.AcceptanceRate)
 	case "ITL p50/p95/p99 ms":
 		if r.ITLP50NS == 0 {
 			return ""

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"time"
 
@@ -29,6 +30,13 @@ type Test struct {
 	Threads       int // generation and batch threads
 	TypeK, TypeV  llama.CacheType
 	FlashAttn     llama.FlashAttention
+
+	// E2E: Sampling is the sampler's options (default llama's defaults,
+	// with a seed per repetition). Spec, if not nil, speculates (see
+	// llama.WithSpeculation), with Draft as the context's draft model.
+	Sampling []llama.SamplerOption
+	Spec     *llama.Speculation
+	Draft    *llama.Model
 }
 
 // RunOptions say how Run repeats a test.
@@ -57,15 +65,20 @@ func Run(ctx context.Context, m *llama.Model, t Test, opts RunOptions, r *Result
 	if t.E2E {
 		nCtx++ // Generate decodes the last sampled token only if it can
 	}
-	lctx, err := m.NewContext(
-		llama.WithContextSize(nCtx*par),
+	copts := []llama.ContextOption{
+		llama.WithContextSize(nCtx * par),
 		llama.WithSequences(par),
 		llama.WithBatchSize(t.Batch),
 		llama.WithUBatchSize(t.UBatch),
 		llama.WithThreads(t.Threads),
 		llama.WithBatchThreads(t.Threads),
 		llama.WithFlashAttention(t.FlashAttn),
-		llama.WithCacheTypes(t.TypeK, t.TypeV))
+		llama.WithCacheTypes(t.TypeK, t.TypeV),
+	}
+	if t.E2E && t.Spec != nil && t.Draft != nil {
+		copts = append(copts, llama.WithDraftModel(t.Draft))
+	}
+	lctx, err := m.NewContext(copts...)
 	if err != nil {
 		return err
 	}
@@ -404,9 +417,10 @@ func runE2E(ctx context.Context, lctx *llama.Context, t Test, opts RunOptions, r
 		}
 	}
 	type result struct {
-		ttft time.Duration
-		itl  []uint64
-		err  error
+		ttft  time.Duration
+		itl   []uint64
+		stats llama.Stats
+		err   error
 	}
 	results := make([]result, par)
 	gen := func(q *llama.Sequence, i int, seed uint32) {
@@ -414,8 +428,14 @@ func runE2E(ctx context.Context, lctx *llama.Context, t Test, opts RunOptions, r
 		res.itl = res.itl[:0]
 		n := 0
 		var last time.Duration
-		for tok, err := range q.GenerateTokens(ctx, prompts[i], llama.WithMaxTokens(t.NGen),
-			llama.WithSampling(llama.WithSeed(seed), llama.WithIgnoreEOS())) {
+		gopts := []llama.GenerateOption{
+			llama.WithMaxTokens(t.NGen), llama.WithStats(&res.stats),
+			llama.WithSampling(append(slices.Clip(t.Sampling), llama.WithSeed(seed), llama.WithIgnoreEOS())...),
+		}
+		if t.Spec != nil {
+			gopts = append(gopts, llama.WithSpeculation(*t.Spec))
+		}
+		for tok, err := range q.GenerateTokens(ctx, prompts[i], gopts...) {
 			if err != nil {
 				res.err = err
 				return
@@ -478,6 +498,8 @@ func runE2E(ctx context.Context, lctx *llama.Context, t Test, opts RunOptions, r
 		for _, res := range results {
 			r.TTFTSamplesNS = append(r.TTFTSamplesNS, uint64(res.ttft))
 			r.AddITL(res.itl...)
+			r.DraftTokens += res.stats.DraftTokens
+			r.AcceptedTokens += res.stats.AcceptedTokens
 		}
 	}
 	return nil

@@ -147,3 +147,36 @@ func TestServeSpeculative(t *testing.T) {
 		t.Errorf("usage: %s", body)
 	}
 }
+
+// TestBenchSpeculative: bench --e2e with a draft model runs each e2e test
+// without and with speculation, the second counting the drafts.
+func TestBenchSpeculative(t *testing.T) {
+	stories := modelPath(t, "stories260K.gguf")
+	out, stderr, code := cli(t, "", "bench", "-m", stories, "-p", "0", "-n", "0", "--e2e", "8,32", "-r", "1", "-t", "1",
+		"--temp", "0", "-md", stories, "--draft-p-min", "0", "-o", "jsonl")
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	type result struct {
+		Test           string  `json:"test"`
+		Spec           string  `json:"spec"`
+		DraftTokens    int     `json:"draft_tokens"`
+		AcceptedTokens int     `json:"accepted_tokens"`
+		AcceptanceRate float64 `json:"acceptance_rate"`
+	}
+	var rs []result
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		var one result
+		if err := json.Unmarshal([]byte(line), &one); err != nil {
+			t.Fatalf("%q: %v", line, err)
+		}
+		rs = append(rs, one)
+	}
+	if len(rs) != 2 || rs[0].Test != "e2e8+32" || rs[0].DraftTokens != 0 || rs[1].Test != "e2e8+32+spec" ||
+		!strings.HasPrefix(rs[1].Spec, "draft stories260K.gguf") || rs[1].AcceptedTokens == 0 || rs[1].AcceptanceRate <= 0 {
+		t.Errorf("results: %+v", rs)
+	}
+	if _, _, code := cli(t, "", "bench", "-m", stories, "--spec-ngram", "2"); code != exitUsage {
+		t.Errorf("--spec-ngram without --e2e: exit %d", code)
+	}
+}

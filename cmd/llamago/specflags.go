@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"path/filepath"
 
 	"github.com/spf13/pflag"
 
@@ -58,6 +59,15 @@ func (s *specFlags) on() bool { return s.ModelDraft != "" || s.NGram > 0 }
 // speculation is the llama.Speculation the flags set.
 func (s *specFlags) speculation() llama.Speculation {
 	return llama.Speculation{DraftMax: s.DraftMax, DraftMin: s.DraftMin, PMin: s.DraftPMin, NGram: s.NGram}
+}
+
+// describe names the speculation, for bench's results.
+func (s *specFlags) describe() string {
+	src := fmt.Sprintf("ngram %d", s.NGram)
+	if s.ModelDraft != "" {
+		src = "draft " + filepath.Base(s.ModelDraft)
+	}
+	return fmt.Sprintf("%s, max %d, min %d, p-min %g", src, s.DraftMax, s.DraftMin, s.DraftPMin)
 }
 
 // generateOptions are the generation options the flags set: none without
