@@ -523,6 +523,7 @@ func (c *Context) SetThreads(n, nBatch int) error {
 	}
 	defer c.mu.Unlock()
 	c.setThreads(n, nBatch)
+	c.shareThreads()
 	return nil
 }
 

@@ -215,8 +215,32 @@ func (c *Context) newDraftContext(d *Model, p *C.struct_llama_context_params) er
 	if err != nil {
 		return fmt.Errorf("draft model: %w", err)
 	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	c.draft = dc
+	c.shareThreads()
 	return nil
+}
+
+// shareThreads makes the draft context compute with c's threadpools and
+// thread counts. Two pools taking turns on the same cores, one spinning
+// while the other works, made speculation many times slower on two cores;
+// the two contexts never compute at once (the draft runs under c.mu), so
+// one set of workers serves both. The draft's own pools are kept, idle,
+// until it closes: its CPU backend points at them until its next graph.
+// The caller holds c.mu.
+func (c *Context) shareThreads() {
+	dc := c.draft
+	if dc == nil || c.tp == nil || dc.lock() != nil {
+		return
+	}
+	defer dc.mu.Unlock()
+	C.llama_attach_threadpool(dc.c, c.tp, c.tpBatch)
+	C.llama_set_n_threads(dc.c, C.llama_n_threads(c.c), C.llama_n_threads_batch(c.c))
+	if dc.tp != nil {
+		dc.retired = append(dc.retired, [2]*C.struct_ggml_threadpool{dc.tp, dc.tpBatch})
+	}
+	dc.tp, dc.tpBatch, dc.tpSize = nil, nil, [2]int{} // c's, freed with c
 }
 
 // specState is a speculating generation's: how it drafts, and the draft of

@@ -313,6 +313,12 @@ func TestSpeculativeContextFull(t *testing.T) {
 	}
 	for _, spec := range []llama.Speculation{{DraftMax: 16}, {DraftMax: 16, NGram: 1}} {
 		c := newContext(t, m, llama.WithContextSize(256), llama.WithDraftModel(m))
+		if spec.NGram == 0 {
+			// New, larger pools, which the draft's context shares too.
+			if err := c.SetThreads(2, 3); err != nil {
+				t.Fatal(err)
+			}
+		}
 		got := generate(t, c, context.Background(), longStoriesPrompt, append(opts, llama.WithSpeculation(spec))...)
 		sameRun(t, fmt.Sprintf("n-gram %d", spec.NGram), want, got)
 		if got.stats.AcceptedTokens == 0 {
