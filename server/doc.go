@@ -17,7 +17,10 @@
 // completion without max_tokens generates 16 tokens (OpenAI's default); a
 // chat completion goes on to the end of the reply, Config.MaxTokens or
 // the slot's context. Responses carry usage (with the prompt tokens reused
-// from the cache as prompt_tokens_details.cached_tokens) and a
+// from the cache as prompt_tokens_details.cached_tokens, and with
+// speculative decoding, Config.Draft or Config.Speculation, the drafted
+// tokens the model accepted and rejected as completion_tokens_details'
+// accepted_prediction_tokens and rejected_prediction_tokens) and a
 // finish_reason of stop or length. Streams are server-sent events ending
 // with "data: [DONE]".
 //
