@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"unsafe"
 )
 
@@ -360,8 +361,10 @@ func (c *Context) draftWithModel(jobs []*draftJob) {
 		b.c.n_tokens = C.int32_t(n)
 		n = 0
 		if err := dc.decode(context.Background(), b, false); err != nil {
+			// The histories ran ahead of the cache: the next sync
+			// empties these sequences.
 			for _, j := range jobs {
-				dc.dropTail(j.seq)
+				dc.hist[j.seq].valid = false
 				j.done = true
 			}
 			return false
@@ -370,6 +373,12 @@ func (c *Context) draftWithModel(jobs []*draftJob) {
 	}
 	for i, j := range jobs {
 		j.todo = dc.syncDraft(j.seq, j.toks)
+		if slices.ContainsFunc(j.todo, func(t TokenID) bool { return !dc.m.validToken(t) }) {
+			// A token beyond the draft's vocabulary (which may be
+			// smaller) would abort llama.cpp: no draft.
+			j.done = true
+			continue
+		}
 		h := &dc.hist[j.seq]
 		for _, t := range j.todo[:len(j.todo)-1] {
 			if n == b.cap && !flush() {

@@ -399,6 +399,13 @@ func TestDraftRefused(t *testing.T) {
 		t.Errorf("embeddings context with a draft: %v", err)
 	}
 
+	// Prompt lookup needs a cache that can drop the rejected tokens.
+	mamba := testllama.Synth(t, "tiny-mamba")
+	r := generate(t, newContext(t, mamba), context.Background(), "Hello", append(greedy(5), llama.WithSpeculation(llama.Speculation{DraftMax: 4, NGram: 1}))...)
+	if !errors.Is(r.err, llama.ErrInvalidArgument) || !strings.Contains(r.err.Error(), "recurrent") {
+		t.Errorf("prompt lookup on a recurrent model: %v", r.err)
+	}
+
 	c := newContext(t, m)
 	for _, spec := range []llama.Speculation{
 		{DraftMax: 8},            // no draft model
