@@ -655,7 +655,13 @@ func (s *sched) draft() []*draftJob {
 		}
 		sp.toks = append(append(sp.toks[:0], c.hist[g.seq].tokens...), g.pending)
 		if sp.NGram > 0 {
-			sp.draft = append(sp.draft[:0], lookupDraft(sp.toks, sp.NGram, sp.room)...)
+			d := lookupDraft(sp.toks, sp.NGram, sp.room)
+			// Only real tokens: a history may hold ids that are not
+			// (placeholders), which llama.cpp would abort on.
+			if i := slices.IndexFunc(d, func(t TokenID) bool { return !c.m.validToken(t) }); i >= 0 {
+				d = d[:i]
+			}
+			sp.draft = append(sp.draft[:0], d...)
 			continue
 		}
 		if c.draft != nil {
