@@ -35,6 +35,9 @@ type MarkdownOptions struct {
 	// with Images, the time to encode an e2e prompt's images too.
 	E2E    bool
 	Images bool
+	// Spec adds the share of drafted tokens accepted, of end-to-end tests
+	// with speculative decoding.
+	Spec bool
 	// Build is the footer's "build: ..." line; none if empty.
 	Build string
 }
@@ -142,7 +145,7 @@ type markdownPrinter struct {
 var mdWidth = map[string]int{
 	"model": -30, "size": 10, "params": 10, "backend": -10, "n_gpu_layers": 3, "n_threads": 7,
 	"n_batch": 7, "n_ubatch": 8, "type_k": 6, "type_v": 6, "flash_attn": 3, "use_mmap": 4,
-	"test": 15, "t/s": 20, "C t/s": 20, "Go/C": 21, "TTFT ms": 16, "ITL p50/p95/p99 ms": 22, "image ms": 10,
+	"test": 20, "t/s": 20, "accepted": 16, "C t/s": 20, "Go/C": 21, "TTFT ms": 16, "ITL p50/p95/p99 ms": 22, "image ms": 10,
 }
 
 var mdName = map[string]string{
@@ -160,6 +163,9 @@ func (p *markdownPrinter) Header() error {
 		if p.opts.Images {
 			p.cols = append(p.cols, "image ms")
 		}
+	}
+	if p.opts.Spec {
+		p.cols = append(p.cols, "accepted")
 	}
 	var head, rule strings.Builder
 	head.WriteString("|")
@@ -287,6 +293,11 @@ func mdValue(r *Result, col string) string {
 			return ""
 		}
 		return fmt.Sprintf("%.2f", float64(r.ImageEncodeAvgNS)/1e6)
+	case "accepted":
+		if r.DraftTokens == 0 {
+			return ""
+		}
+		return fmt.Sprintf("%d/%d %.0f%%", r.AcceptedTokens, r.DraftTokens, 100*r.AcceptanceRate)
 	case "ITL p50/p95/p99 ms":
 		if r.ITLP50NS == 0 {
 			return ""

@@ -104,6 +104,15 @@ type Result struct {
 	ITLP95NS      uint64   `json:"itl_p95_ns,omitempty"`
 	ITLP99NS      uint64   `json:"itl_p99_ns,omitempty"`
 
+	// End-to-end tests with speculative decoding: how it drafted (the
+	// draft model's file, or "ngram N", and the limits), and the drafted
+	// and accepted tokens of the timed repetitions. The test's name ends
+	// in "+spec".
+	Spec           string  `json:"spec,omitempty"`
+	DraftTokens    int     `json:"draft_tokens,omitempty"`
+	AcceptedTokens int     `json:"accepted_tokens,omitempty"`
+	AcceptanceRate float64 `json:"acceptance_rate,omitempty"`
+
 	itlNS []uint64 // inter-token latencies, for Finish
 }
 
@@ -133,6 +142,12 @@ func (r *Result) Finish() {
 	if r.NParallel > 1 {
 		r.Test += fmt.Sprintf("x%d", r.NParallel)
 		n *= r.NParallel
+	}
+	if r.Spec != "" {
+		r.Test += "+spec"
+	}
+	if r.DraftTokens > 0 {
+		r.AcceptanceRate = float64(r.AcceptedTokens) / float64(r.DraftTokens)
 	}
 	r.AvgNS, r.StddevNS, r.SamplesTS, r.AvgTS, r.StddevTS = timeStats(n, r.SamplesNS)
 	if len(r.NativeSamplesNS) > 0 {

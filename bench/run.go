@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -34,6 +35,13 @@ type Test struct {
 	Threads       int // generation and batch threads
 	TypeK, TypeV  llama.CacheType
 	FlashAttn     llama.FlashAttention
+
+	// E2E: Sampling is the sampler's options (default llama's defaults,
+	// with a seed per repetition). Spec, if not nil, speculates (see
+	// llama.WithSpeculation), with Draft as the context's draft model.
+	Sampling []llama.SamplerOption
+	Spec     *llama.Speculation
+	Draft    *llama.Model
 }
 
 // RunOptions say how Run repeats a test.
@@ -69,15 +77,20 @@ func Run(ctx context.Context, m *llama.Model, t Test, opts RunOptions, r *Result
 			nCtx += cells + 2 // and the markers' line break
 		}
 	}
-	lctx, err := m.NewContext(
-		llama.WithContextSize(nCtx*par),
+	copts := []llama.ContextOption{
+		llama.WithContextSize(nCtx * par),
 		llama.WithSequences(par),
 		llama.WithBatchSize(t.Batch),
 		llama.WithUBatchSize(t.UBatch),
 		llama.WithThreads(t.Threads),
 		llama.WithBatchThreads(t.Threads),
 		llama.WithFlashAttention(t.FlashAttn),
-		llama.WithCacheTypes(t.TypeK, t.TypeV))
+		llama.WithCacheTypes(t.TypeK, t.TypeV),
+	}
+	if t.E2E && t.Spec != nil && t.Draft != nil {
+		copts = append(copts, llama.WithDraftModel(t.Draft))
+	}
+	lctx, err := m.NewContext(copts...)
 	if err != nil {
 		return err
 	}
@@ -428,10 +441,10 @@ func runE2E(ctx context.Context, lctx *llama.Context, t Test, opts RunOptions, r
 		}
 	}
 	type result struct {
-		ttft   time.Duration
-		itl    []uint64
-		encode time.Duration
-		err    error
+		ttft  time.Duration
+		itl   []uint64
+		stats llama.Stats
+		err   error
 	}
 	results := make([]result, par)
 	gen := func(q *llama.Sequence, i int, seed uint32) {
@@ -439,13 +452,17 @@ func runE2E(ctx context.Context, lctx *llama.Context, t Test, opts RunOptions, r
 		res.itl = res.itl[:0]
 		n := 0
 		var last time.Duration
-		var st llama.Stats
-		opts := []llama.GenerateOption{llama.WithMaxTokens(t.NGen), llama.WithSampling(llama.WithSeed(seed), llama.WithIgnoreEOS()), llama.WithStats(&st)}
-		stream := q.GenerateTokens(ctx, prompts[i], opts...)
-		if texts != nil {
-			stream = q.Generate(ctx, texts[i], append(opts, llama.WithImages(t.Projector, t.Images...))...)
+		gopts := []llama.GenerateOption{
+			llama.WithMaxTokens(t.NGen), llama.WithStats(&res.stats),
+			llama.WithSampling(append(slices.Clip(t.Sampling), llama.WithSeed(seed), llama.WithIgnoreEOS())...),
 		}
-		defer func() { res.encode = st.ImageEncode }()
+		if t.Spec != nil {
+			gopts = append(gopts, llama.WithSpeculation(*t.Spec))
+		}
+		stream := q.GenerateTokens(ctx, prompts[i], gopts...)
+		if texts != nil {
+			stream = q.Generate(ctx, texts[i], append(gopts, llama.WithImages(t.Projector, t.Images...))...)
+		}
 		for tok, err := range stream {
 			if err != nil {
 				res.err = err
@@ -510,8 +527,10 @@ func runE2E(ctx context.Context, lctx *llama.Context, t Test, opts RunOptions, r
 			r.TTFTSamplesNS = append(r.TTFTSamplesNS, uint64(res.ttft))
 			r.AddITL(res.itl...)
 			if len(t.Images) > 0 {
-				r.ImageEncodeSamplesNS = append(r.ImageEncodeSamplesNS, uint64(res.encode))
+				r.ImageEncodeSamplesNS = append(r.ImageEncodeSamplesNS, uint64(res.stats.ImageEncode))
 			}
+			r.DraftTokens += res.stats.DraftTokens
+			r.AcceptedTokens += res.stats.AcceptedTokens
 		}
 	}
 	return nil

@@ -36,7 +36,8 @@ type TurnStats struct {
 	// Stats are the generation's: PromptTokens is the whole rendered
 	// conversation, CachedTokens the part reused from the KV cache.
 	// After a context shift during the reply, they are those of the last
-	// generation, with GeneratedTokens counting the whole reply.
+	// generation, with GeneratedTokens, DraftTokens and AcceptedTokens
+	// counting the whole reply.
 	llama.Stats
 	// NewTokens are the prompt tokens tokenized for this turn: the text
 	// the template rendered after the longest prefix that the session's
@@ -84,6 +85,7 @@ type config struct {
 	choice      ToolChoice
 	format      *ToolFormat
 	projector   *llama.Projector
+	spec        *llama.Speculation
 }
 
 // Option configures NewSession.
@@ -102,6 +104,11 @@ func WithSampling(opts ...llama.SamplerOption) Option {
 // WithSampler samples with s, which the caller owns (its state, such as
 // penalties, carries over between replies).
 func WithSampler(s *llama.Sampler) Option { return func(c *config) { c.sampler = s } }
+
+// WithSpeculation sets how replies speculate (see llama.WithSpeculation):
+// prompt lookup, or the draft model of the sequence's context, which
+// replies use by default.
+func WithSpeculation(sp llama.Speculation) Option { return func(c *config) { c.spec = &sp } }
 
 // WithMaxTokens limits each reply to n tokens; 0 or less means no limit
 // but the context.
@@ -620,6 +627,9 @@ func (s *Session) turn(ctx context.Context, msgs []Message, g *ToolGrammar, yiel
 		if s.cfg.maxTokens > 0 {
 			opts = append(opts, llama.WithMaxTokens(s.cfg.maxTokens-total))
 		}
+		if s.cfg.spec != nil {
+			opts = append(opts, llama.WithSpeculation(*s.cfg.spec))
+		}
 		if s.cfg.sampler != nil {
 			opts = append(opts, llama.WithSampler(s.cfg.sampler))
 		} else if sopts := slices.Clone(s.cfg.samplerOpts); len(sopts) > 0 || g != nil {
@@ -661,8 +671,10 @@ func (s *Session) turn(ctx context.Context, msgs []Message, g *ToolGrammar, yiel
 		}
 		gen = append(gen, yielded...)
 		total += st.GeneratedTokens
+		drafted, accepted := stats.DraftTokens+st.DraftTokens, stats.AcceptedTokens+st.AcceptedTokens
 		stats.Stats = st
 		stats.GeneratedTokens = total
+		stats.DraftTokens, stats.AcceptedTokens = drafted, accepted
 		if genErr == nil || stopped {
 			break
 		}

@@ -60,6 +60,7 @@ type Context struct {
 	hist     []history      // per sequence: the tokens Generate knows are cached
 	adapters []adapterScale // fixed at creation
 	sched    sched          // runs the generations
+	draft    *Context       // the draft model's, for speculative decoding
 
 	lastYield clock.Time // see yield
 }
@@ -150,6 +151,7 @@ type contextConfig struct {
 	optErr
 	params   C.struct_llama_context_params
 	adapters []adapterScale
+	draft    *Model // WithDraftModel
 }
 
 // ContextOption configures NewContext. An option not given keeps
@@ -342,28 +344,41 @@ func flashAttnWanted(onCPU bool, typeV CacheType) bool {
 
 // NewContext creates an inference context for the model.
 func (m *Model) NewContext(opts ...ContextOption) (*Context, error) {
-	cfg := contextConfig{params: C.llama_context_default_params()}
+	c, cfg, err := m.newContext(opts)
+	if err != nil || cfg.draft == nil {
+		return c, err
+	}
+	// Outside the model's lock: the draft may be the model itself.
+	if err := c.newDraftContext(cfg.draft, &cfg.params); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+func (m *Model) newContext(opts []ContextOption) (*Context, *contextConfig, error) {
+	cfg := &contextConfig{params: C.llama_context_default_params()}
 	cfg.params.n_threads = C.int32_t(DefaultThreads())
 	cfg.params.n_threads_batch = C.int32_t(DefaultThreads())
 	for _, o := range opts {
-		o(&cfg)
+		o(cfg)
 	}
 	if cfg.err != nil {
-		return nil, cfg.err
+		return nil, nil, cfg.err
 	}
 	if err := m.rlock(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer m.mu.RUnlock()
 	if m.vocabOnly {
-		return nil, invalidArg("model %s was loaded vocab-only", m.path)
+		return nil, nil, invalidArg("model %s was loaded vocab-only", m.path)
 	}
 	p := &cfg.params
 	if p.n_ubatch > p.n_batch {
 		p.n_ubatch = p.n_batch
 	}
 	if err := m.checkCacheTypes(CacheType(p.type_k), CacheType(p.type_v)); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if p.flash_attn_type == C.LLAMA_FLASH_ATTN_TYPE_AUTO && !flashAttnWanted(m.onCPU, CacheType(p.type_v)) {
 		p.flash_attn_type = C.LLAMA_FLASH_ATTN_TYPE_DISABLED
@@ -371,10 +386,10 @@ func (m *Model) NewContext(opts ...ContextOption) (*Context, error) {
 	// llama.cpp asserts while building a pooled embeddings graph whose
 	// micro-batch does not split evenly across the sequences.
 	if p.embeddings && p.n_seq_max > 1 && p.n_ubatch%p.n_seq_max != 0 {
-		return nil, invalidArg("with embeddings the micro-batch size (%d) must be a multiple of the sequences (%d)", p.n_ubatch, p.n_seq_max)
+		return nil, nil, invalidArg("with embeddings the micro-batch size (%d) must be a multiple of the sequences (%d)", p.n_ubatch, p.n_seq_max)
 	}
 	if err := m.checkContextMemory(p); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	abort := (*C.int32_t)(C.calloc(1, 4))
 	p.abort_callback = C.ggml_abort_callback(C.llamago_abort)
@@ -387,7 +402,7 @@ func (m *Model) NewContext(opts ...ContextOption) (*Context, error) {
 			C.llama_free(cc)
 		}
 		C.free(unsafe.Pointer(abort))
-		return nil, err
+		return nil, nil, err
 	}
 	if cc == nil {
 		C.free(unsafe.Pointer(abort))
@@ -395,7 +410,7 @@ func (m *Model) NewContext(opts ...ContextOption) (*Context, error) {
 		if reason == "" {
 			reason = "llama.cpp gave no reason"
 		}
-		return nil, fmt.Errorf("llama: could not create a context of %d positions: %s", p.n_ctx, reason)
+		return nil, nil, fmt.Errorf("llama: could not create a context of %d positions: %s", p.n_ctx, reason)
 	}
 	c := &Context{
 		m:          m,
@@ -419,10 +434,10 @@ func (m *Model) NewContext(opts ...ContextOption) (*Context, error) {
 	c.sched.init(c)
 	if err := c.applyAdapters(cfg.adapters); err != nil {
 		c.free()
-		return nil, err
+		return nil, nil, err
 	}
 	m.addChild(c)
-	return c, nil
+	return c, cfg, nil
 }
 
 // Close frees the context. It is safe to call more than once.
@@ -445,6 +460,9 @@ func (c *Context) free() bool {
 	}
 	c.abortMu.Unlock()
 
+	if c.draft != nil {
+		c.draft.Close() // its decode in progress, if any, is aborted
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
@@ -505,6 +523,7 @@ func (c *Context) SetThreads(n, nBatch int) error {
 	}
 	defer c.mu.Unlock()
 	c.setThreads(n, nBatch)
+	c.shareThreads()
 	return nil
 }
 

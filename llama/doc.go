@@ -46,6 +46,20 @@
 // batch as alone, but where the two best tokens are nearly tied: llama.cpp
 // computes one token and several with differently rounded kernels.
 //
+// Speculative decoding drafts a few tokens cheaply and has the model check
+// them in one batch: with a small draft model of the same vocabulary, which
+// the context runs next to the model (WithDraftModel), or from n-grams of
+// the sequence's own text (prompt lookup, WithSpeculation). It runs inside
+// the shared batches: a speculating sequence puts its last token and its
+// drafts into the step's batch with the other sequences' tokens, its
+// sampler picks a token at each drafted position in turn, the drafts it
+// agrees with are kept and the cells of the others removed. The sampler is
+// called once per emitted token on the model's logits after the same
+// tokens, so the output is the generation's without speculation (greedy,
+// or sampled with a fixed seed), near ties aside as in any batch; stop
+// strings, WithMaxTokens, the end of the context and cancellation end it
+// at the same token. Stats counts the drafted and accepted tokens.
+//
 // Every object that owns C memory has an idempotent Close; closing a Model
 // closes its contexts and samplers first, and closing a Context ends the
 // generations running in it with ErrClosed. After Close, methods that

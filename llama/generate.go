@@ -61,6 +61,20 @@ type Stats struct {
 	StopString      string        // the stop string that matched, with StopString
 	Images          int           // images in the prompt (WithImages)
 	ImageEncode     time.Duration // running the projector on the images not cached
+	// DraftTokens counts the tokens drafted for speculative decoding (see
+	// WithSpeculation), and AcceptedTokens those of them the model
+	// agreed with: generated tokens that cost no step of their own.
+	DraftTokens    int
+	AcceptedTokens int
+}
+
+// AcceptanceRate is the share of drafted tokens the model accepted, 0
+// without speculation.
+func (s Stats) AcceptanceRate() float64 {
+	if s.DraftTokens == 0 {
+		return 0
+	}
+	return float64(s.AcceptedTokens) / float64(s.DraftTokens)
 }
 
 // TokensPerSecond is the generation speed after the first token.
@@ -90,6 +104,7 @@ type generateConfig struct {
 	logprobs    bool
 	topLogprobs int
 	media       *mediaConfig // WithImages
+	spec        *Speculation // WithSpeculation
 }
 
 // GenerateOption configures Generate and Complete, which refuse an invalid

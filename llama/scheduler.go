@@ -105,7 +105,8 @@ type gen struct {
 	ctx    context.Context
 	cfg    *generateConfig
 	smp    *Sampler
-	own    bool // smp was built for this generation
+	own    bool       // smp was built for this generation
+	spec   *specState // how it speculates; nil if it does not
 	prompt []TokenID
 	start  clock.Time
 	first  clock.Time
@@ -183,6 +184,11 @@ func (s *sched) begin(ctx context.Context, seq *Sequence, prompt []TokenID, cfg 
 		return fail(StopCancelled, err)
 	}
 	g.text.stops = cfg.stops
+	spec, err := c.specConfig(cfg)
+	if err != nil {
+		return fail(StopError, err)
+	}
+	g.spec = spec
 	g.smp = cfg.sampler
 	if g.smp == nil {
 		// A penalty window of -1 is the sequence's context.
@@ -450,7 +456,17 @@ func (s *sched) step() {
 			s.admit(g)
 		}
 	}
-	n := s.fill()
+	s.choose()
+	jobs := s.draft()
+	s.mu.Unlock()
+	if len(jobs) > 0 {
+		// Without s.mu: the members are inStep, so their callers wait for
+		// the step, and cancelling one waits for nothing.
+		c.draftWithModel(jobs)
+	}
+	s.mu.Lock()
+	s.drafted(jobs)
+	n := s.layout(true)
 	s.running = n > 0
 	s.mu.Unlock()
 	if n == 0 {
@@ -462,6 +478,18 @@ func (s *sched) step() {
 
 	start := clock.Now()
 	err := c.decode(context.Background(), s.batch, false)
+	if errors.Is(err, ErrContextFull) && s.hasDrafts() {
+		// The drafts took the cells the cache had left (a unified cache,
+		// nearly full): the step again without them, as it would have
+		// been without speculation.
+		s.mu.Lock()
+		for _, g := range s.members {
+			c.dropTail(g.seq)
+		}
+		n = s.layout(false)
+		s.mu.Unlock()
+		err = c.decode(context.Background(), s.batch, false)
+	}
 	took := clock.Since(start)
 
 	s.mu.Lock()
@@ -577,24 +605,17 @@ func (s *sched) copyPrefix(src, dst, n int) int {
 	return n
 }
 
-// fill builds the step's batch: the pending token of each generating
+// choose picks the step's members: the pending token of each generating
 // sequence whose caller is not too far behind, then prompt chunks, oldest
 // first; with generating sequences in the batch, at most a micro-batch of
-// prompt so that they keep their pace. It returns the batch's size. The
-// caller holds both locks.
-//
-// The tokens go into the batch in the order of their sequence ids: with a
-// KV stream per sequence, llama.cpp puts into one micro-batch only
-// sequences of consecutive ids in increasing order, and decodes the
-// others in micro-batches of their own.
-func (s *sched) fill() int {
+// prompt so that they keep their pace. Room left in the batch goes to the
+// drafts of speculating sequences. The caller holds both locks.
+func (s *sched) choose() {
 	c, b := s.c, s.batch
 	room := b.cap
-	s.live = 0
 	add := func(g *gen, k int, prompting bool) {
 		g.inStep, g.prompting, g.nBatch = true, prompting, k
 		s.members = append(s.members, g)
-		s.live++
 		room -= k
 	}
 	if len(s.gens) > 0 {
@@ -623,14 +644,101 @@ func (s *sched) fill() int {
 			budget -= k
 		}
 	}
-	slices.SortFunc(s.members, func(a, b *gen) int { return a.seq - b.seq })
-	n := 0
 	for _, g := range s.members {
+		if g.spec != nil && !g.prompting {
+			g.spec.room = min(s.draftLimit(g), room)
+			g.spec.draft = g.spec.draft[:0]
+			room -= g.spec.room
+		}
+	}
+	slices.SortFunc(s.members, func(a, b *gen) int { return a.seq - b.seq })
+}
+
+// draft drafts for the speculating members: by prompt lookup here, and
+// with the draft model in the jobs it returns. The caller holds both
+// locks.
+func (s *sched) draft() []*draftJob {
+	c := s.c
+	var jobs []*draftJob
+	for _, g := range s.members {
+		sp := g.spec
+		if sp == nil || g.prompting || sp.room == 0 {
+			continue
+		}
+		sp.toks = append(append(sp.toks[:0], c.hist[g.seq].tokens...), g.pending)
+		if sp.NGram > 0 {
+			d := lookupDraft(sp.toks, sp.NGram, sp.room)
+			// Only real tokens: a history may hold ids that are not
+			// (placeholders), which llama.cpp would abort on.
+			if i := slices.IndexFunc(d, func(t TokenID) bool { return !c.m.validToken(t) }); i >= 0 {
+				d = d[:i]
+			}
+			sp.draft = append(sp.draft[:0], d...)
+			continue
+		}
+		if c.draft != nil {
+			jobs = append(jobs, &draftJob{g: g, seq: g.seq, toks: sp.toks, k: sp.room, pMin: sp.PMin})
+		}
+	}
+	return jobs
+}
+
+// drafted takes the draft model's drafts, and drops drafts shorter than
+// DraftMin. The caller holds both locks.
+func (s *sched) drafted(jobs []*draftJob) {
+	for _, j := range jobs {
+		j.g.spec.draft = append(j.g.spec.draft[:0], j.out...)
+	}
+	for _, g := range s.members {
+		if sp := g.spec; sp != nil && len(sp.draft) < sp.DraftMin {
+			sp.draft = sp.draft[:0]
+		}
+	}
+}
+
+// hasDrafts reports whether the step's batch holds drafted tokens; the
+// caller holds c.mu.
+func (s *sched) hasDrafts() bool {
+	for _, g := range s.members {
+		if !g.prompting && g.nBatch > 1 {
+			return true
+		}
+	}
+	return false
+}
+
+// layout writes the members' tokens into the step's batch, with their
+// drafts unless drafts is false, and returns the batch's size. The caller
+// holds both locks.
+//
+// The tokens go into the batch in the order of their sequence ids: with a
+// KV stream per sequence, llama.cpp puts into one micro-batch only
+// sequences of consecutive ids in increasing order, and decodes the
+// others in micro-batches of their own.
+func (s *sched) layout(drafts bool) int {
+	c, b := s.c, s.batch
+	n := 0
+	s.live = 0
+	for _, g := range s.members {
+		if g.active() {
+			s.live++
+		}
 		pos := len(c.hist[g.seq].tokens)
 		if !g.prompting {
 			b.set(n, g.pending, pos, true, g.seqs[:])
-			g.iBatch = n
+			g.iBatch, g.nBatch = n, 1
 			n++
+			if g.spec == nil {
+				continue
+			}
+			if !drafts {
+				g.spec.draft = g.spec.draft[:0]
+			}
+			for j, t := range g.spec.draft {
+				b.set(n, t, pos+1+j, true, g.seqs[:])
+				n++
+			}
+			g.nBatch += len(g.spec.draft)
 			continue
 		}
 		for j, t := range g.todo[:g.nBatch] {
@@ -668,12 +776,48 @@ func (s *sched) decoded() {
 		}
 		s.slots[g.seq].used = s.clock
 		if g.iBatch < 0 || !g.active() {
+			if !g.prompting && g.nBatch > 1 {
+				c.dropTail(g.seq) // its drafts
+			}
 			continue
 		}
 		if g.prompting {
 			g.stats.PromptEval = now.Sub(g.start)
 		}
+		if !g.prompting && g.spec != nil {
+			s.verify(g)
+			continue
+		}
 		s.sample(g, g.iBatch)
+	}
+}
+
+// verify samples g's tokens from the logits of its pending token and its
+// drafts in turn, as many as agree with the drafts and one more, and
+// removes the cells of the drafts it did not keep. The caller holds both
+// locks.
+func (s *sched) verify(g *gen) {
+	c := s.c
+	h := &c.hist[g.seq]
+	draft := g.spec.draft[:g.nBatch-1]
+	accepted := 0
+	for j := 0; ; j++ {
+		s.sample(g, g.iBatch+j)
+		if j == len(draft) || !g.hasPending || g.pending != draft[j] {
+			break
+		}
+		// Its cell holds the token sampled: keep it.
+		h.tokens = append(h.tokens, draft[j])
+		g.hasPending = false
+		accepted++
+	}
+	g.stats.DraftTokens += len(draft)
+	g.stats.AcceptedTokens += accepted
+	if len(draft) > 0 {
+		c.dropTail(g.seq)
+		if !h.valid && g.active() {
+			s.finish(g, StopError, errors.New("llama: the cache could not drop rejected drafts"))
+		}
 	}
 }
 

@@ -39,6 +39,11 @@
 // for a bad image, the request gets 400. Usage then counts the images'
 // positions among the prompt tokens.
 //
+// With speculative decoding (Config.Draft or Config.Speculation), usage
+// also counts the drafted tokens the model accepted and rejected, as
+// completion_tokens_details' accepted_prediction_tokens and
+// rejected_prediction_tokens.
+//
 // The pre-1.0 OpenAI libraries call POST /v1/engines/{engine}/completions
 // with the model in the path; it answers as /v1/completions. As with
 // llama-server, a request naming any model is served by the one model,

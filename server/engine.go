@@ -38,6 +38,7 @@ import (
 // positions here.
 type engine struct {
 	c       *llama.Context
+	spec    *llama.Speculation // nil: the context's default
 	slotCtx int
 	kvSize  int
 	met     *metrics
@@ -69,6 +70,8 @@ type task struct {
 	generated int
 	cached    int
 	positions int // with media: the prompt's positions, images included
+	drafted   int
+	accepted  int
 	err       error
 }
 
@@ -98,6 +101,7 @@ type tokenLogprob struct {
 // usage counts the tokens of a request.
 type usage struct {
 	prompt, cached, completion int
+	drafted, accepted          int // speculative decoding's tokens
 }
 
 // outbox carries the events of a request's tasks from the engine to the
@@ -137,6 +141,8 @@ func (o *outbox) finish(u usage, err error) {
 	o.usage.prompt += u.prompt
 	o.usage.cached += u.cached
 	o.usage.completion += u.completion
+	o.usage.drafted += u.drafted
+	o.usage.accepted += u.accepted
 	if err != nil && o.err == nil {
 		o.err = err
 	}
@@ -156,6 +162,8 @@ type engineConfig struct {
 	parallel, slotCtx, nBatch, nUbatch, queue int
 	unified                                   bool
 	ctxOpts                                   []llama.ContextOption
+	draft                                     *llama.Model       // for the generations' context only
+	spec                                      *llama.Speculation // nil: the context's default
 }
 
 func newEngine(m *llama.Model, cfg engineConfig, met *metrics, log *slog.Logger) (*engine, error) {
@@ -166,6 +174,9 @@ func newEngine(m *llama.Model, cfg engineConfig, met *metrics, log *slog.Logger)
 		llama.WithBatchSize(cfg.nBatch),
 		llama.WithUBatchSize(cfg.nUbatch),
 	}, cfg.ctxOpts...)
+	if cfg.draft != nil {
+		opts = append(opts, llama.WithDraftModel(cfg.draft))
+	}
 	c, err := m.NewContext(opts...)
 	if err != nil {
 		return nil, err
@@ -175,7 +186,7 @@ func newEngine(m *llama.Model, cfg engineConfig, met *metrics, log *slog.Logger)
 		return nil, fmt.Errorf("server: the batch size %d is smaller than the %d parallel sequences", c.BatchSize(), cfg.parallel)
 	}
 	return &engine{
-		c: c, slotCtx: cfg.slotCtx, kvSize: c.ContextSize(),
+		c: c, slotCtx: cfg.slotCtx, kvSize: c.ContextSize(), spec: cfg.spec,
 		met: met, log: log,
 		maxQueue: cfg.queue, free: cfg.parallel,
 	}, nil
@@ -297,7 +308,7 @@ func (e *engine) run(t *task) {
 	if t.positions > 0 {
 		prompt = t.positions // the images' positions included
 	}
-	t.out.finish(usage{prompt: prompt, cached: t.cached, completion: t.generated}, t.err)
+	t.out.finish(usage{prompt: prompt, cached: t.cached, completion: t.generated, drafted: t.drafted, accepted: t.accepted}, t.err)
 	e.admit()
 }
 
@@ -314,6 +325,9 @@ func (e *engine) choice(ctx context.Context, t *task, i int, read func()) error 
 	}
 	if t.logprobs >= 0 {
 		opts = append(opts, llama.WithLogprobs(t.logprobs))
+	}
+	if e.spec != nil {
+		opts = append(opts, llama.WithSpeculation(*e.spec))
 	}
 	n := 0
 	var err error
@@ -356,6 +370,8 @@ func (e *engine) choice(ctx context.Context, t *task, i int, read func()) error 
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.generated += n
+	t.drafted += st.DraftTokens
+	t.accepted += st.AcceptedTokens
 	if i == 0 {
 		t.cached = st.CachedTokens
 		if t.media != nil {

@@ -659,11 +659,22 @@ type usageJSON struct {
 	PromptTokensDetails struct {
 		CachedTokens int `json:"cached_tokens"`
 	} `json:"prompt_tokens_details"`
+	// With speculative decoding: the drafted tokens the model accepted
+	// and those it rejected, in OpenAI's fields for predicted outputs.
+	CompletionTokensDetails *completionDetails `json:"completion_tokens_details,omitempty"`
+}
+
+type completionDetails struct {
+	AcceptedPredictionTokens int `json:"accepted_prediction_tokens"`
+	RejectedPredictionTokens int `json:"rejected_prediction_tokens"`
 }
 
 func usageOf(u usage) *usageJSON {
 	j := &usageJSON{PromptTokens: u.prompt, CompletionTokens: u.completion, TotalTokens: u.prompt + u.completion}
 	j.PromptTokensDetails.CachedTokens = u.cached
+	if u.drafted > 0 {
+		j.CompletionTokensDetails = &completionDetails{AcceptedPredictionTokens: u.accepted, RejectedPredictionTokens: u.drafted - u.accepted}
+	}
 	return j
 }
 

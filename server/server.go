@@ -75,6 +75,15 @@ type Config struct {
 	// ContextOptions are more options of the generation and embeddings
 	// contexts: flash attention, cache types, RoPE.
 	ContextOptions []llama.ContextOption
+	// Draft is a draft model for speculative decoding of the generations
+	// (see llama.WithDraftModel), with the model's vocabulary; the caller
+	// owns it. Speculation sets how generations speculate: by default
+	// with Draft, llama's defaults, and not at all without it; its NGram
+	// drafts by prompt lookup, which needs no Draft. Usage reports the
+	// drafted tokens accepted and rejected (completion_tokens_details).
+	Draft       *llama.Model
+	Speculation *llama.Speculation
+
 	// EmbedContext is the most tokens of one embeddings input (default
 	// DefaultEmbedContext, at most SlotContext).
 	EmbedContext int
@@ -168,6 +177,14 @@ func New(m *llama.Model, cfg Config) (*Server, error) {
 	if err := cfg.fill(m); err != nil {
 		return nil, err
 	}
+	if sp := cfg.Speculation; sp != nil {
+		if err := sp.Validate(); err != nil {
+			return nil, fmt.Errorf("server: speculation: %w", err)
+		}
+		if sp.DraftMax > 0 && sp.NGram == 0 && cfg.Draft == nil {
+			return nil, errors.New("server: speculation with a draft model, and Config.Draft is nil")
+		}
+	}
 	s := &Server{cfg: cfg, model: m, tmpl: cfg.Template, met: newMetrics(), created: time.Now().Unix()}
 	if s.tmpl == nil {
 		t, err := chat.Resolve(m, "")
@@ -186,6 +203,7 @@ func New(m *llama.Model, cfg Config) (*Server, error) {
 	eng, err := newEngine(m, engineConfig{
 		parallel: cfg.Parallel, slotCtx: cfg.SlotContext, nBatch: cfg.BatchSize, nUbatch: cfg.UBatchSize,
 		queue: cfg.QueueSize, unified: cfg.UnifiedKV, ctxOpts: ctxOpts,
+		draft: cfg.Draft, spec: cfg.Speculation,
 	}, s.met, cfg.Logger)
 	if err != nil {
 		return nil, err

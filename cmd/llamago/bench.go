@@ -49,8 +49,10 @@ type benchOptions struct {
 	Native     bool
 	Progress   bool
 	NoWarmup   bool
-	MMProj     string   // --mmproj: the e2e prompts get images
-	Images     []string // --image
+	MMProj     string    // --mmproj: the e2e prompts get images
+	Images     []string  // --image
+	Temp       float32   // e2e sampling
+	Spec       specFlags // e2e: run each test without and with speculation
 
 	// Set by validate from the flags above.
 	models         []string
@@ -155,6 +157,8 @@ func newBenchCmd(streams *iostreams, runF func(*benchOptions) error) *cobra.Comm
 	f.BoolVar(&opts.Native, "native", false, "also run each pp/tg test with the C loop, alternating, and report Go/C")
 	f.BoolVar(&opts.Progress, "progress", false, "report progress on stderr even when it is not a terminal")
 	f.BoolVar(&opts.NoWarmup, "no-warmup", false, "skip the warm-up run of each test")
+	f.Float32Var(&opts.Temp, "temp", 0.8, "temperature of the e2e tests' sampling (0: greedy)")
+	addSpecFlags(f, &opts.Spec)
 	return cmd
 }
 
@@ -282,6 +286,15 @@ func (o *benchOptions) validate() error {
 	if o.Reps < 1 {
 		return usageErrorf("--repetitions must be at least 1, not %d", o.Reps)
 	}
+	if !finite(o.Temp) || o.Temp < 0 {
+		return usageErrorf("--temp must be 0 (greedy) or positive, not %v", o.Temp)
+	}
+	if err := o.Spec.validate(); err != nil {
+		return err
+	}
+	if o.Spec.on() && len(o.e2e) == 0 {
+		return usageErrorf("speculative decoding (--model-draft, --spec-ngram) is measured by the --e2e tests: give --e2e")
+	}
 	if !slices.Contains(bench.Formats, o.Output) {
 		return usageErrorf("--output must be one of %s, not %q", strings.Join(bench.Formats, ", "), o.Output)
 	}
@@ -317,6 +330,7 @@ func (o *benchOptions) validate() error {
 type benchTest struct {
 	nPrompt, nGen int
 	e2e           bool
+	spec          bool // e2e with speculative decoding
 }
 
 // tests lists the tests of each combination in llama-bench's order: the
@@ -340,6 +354,9 @@ func (o *benchOptions) tests() []benchTest {
 	}
 	for _, p := range o.e2e {
 		ts = append(ts, benchTest{nPrompt: p[0], nGen: p[1], e2e: true})
+		if o.Spec.on() {
+			ts = append(ts, benchTest{nPrompt: p[0], nGen: p[1], e2e: true, spec: true})
+		}
 	}
 	return ts
 }
@@ -595,6 +612,7 @@ func runBench(ctx context.Context, opts *benchOptions) (err error) {
 		Native: opts.Native,
 		E2E:    len(opts.e2e) > 0,
 		Images: len(opts.Images) > 0,
+		Spec:   opts.Spec.on(),
 		Build:  fmt.Sprintf("%s (0), llamago %s", llamaCppCommit, version),
 	})
 	if err != nil {
@@ -618,6 +636,10 @@ func runBench(ctx context.Context, opts *benchOptions) (err error) {
 		}
 	}()
 
+	if err := opts.Spec.load(ctx); err != nil {
+		return err
+	}
+	defer opts.Spec.close()
 	env := newBenchEnv()
 	insts := opts.instances()
 	images, err := loadImages(opts.Images)
@@ -673,6 +695,12 @@ func runBench(ctx context.Context, opts *benchOptions) (err error) {
 		test := bench.Test{
 			NPrompt: in.nPrompt, NGen: in.nGen, E2E: in.e2e, Parallel: in.parallel,
 			Batch: in.nBatch, UBatch: in.nUBatch, Threads: in.threads, TypeK: in.typeK, TypeV: in.typeV, FlashAttn: in.fa,
+			Sampling: []llama.SamplerOption{llama.WithTemperature(opts.Temp)},
+		}
+		if in.spec {
+			sp := opts.Spec.speculation()
+			test.Spec, test.Draft = &sp, opts.Spec.draft
+			r.Spec = opts.Spec.describe()
 		}
 		if in.e2e && proj != nil {
 			test.Projector, test.Images = proj, images

@@ -199,6 +199,10 @@ func runChat(ctx context.Context, opts *chatOptions) error {
 	if err != nil {
 		return err
 	}
+	if err := opts.Gen.Spec.load(ctx, opts.Gen.modelOptions()...); err != nil {
+		return err
+	}
+	defer opts.Gen.Spec.close()
 	lctx, err := opts.Gen.newContext(model)
 	if err != nil {
 		return err
@@ -221,6 +225,9 @@ func runChat(ctx context.Context, opts *chatOptions) error {
 		chat.WithSystem(system),
 		chat.WithSampling(sampling...),
 		chat.WithStop(stops...),
+	}
+	if opts.Gen.Spec.on() {
+		sessOpts = append(sessOpts, chat.WithSpeculation(opts.Gen.Spec.speculation()))
 	}
 	if opts.NoContextShift {
 		sessOpts = append(sessOpts, chat.WithContextPolicy(chat.FailWhenFull()))
@@ -669,6 +676,7 @@ func printChatTimings(w io.Writer, s chat.TurnStats) {
 		stop += fmt.Sprintf(" %q", s.StopString)
 	}
 	fmt.Fprintf(w, "stop:       %s\n", stop)
+	printSpecTimings(w, s.Stats)
 }
 
 // printStats prints the last reply's statistics and the totals (/stats).

@@ -38,6 +38,7 @@ func addGenerationFlags(f *pflag.FlagSet, o *runOptions) {
 	f.BoolVar(&o.NoMmap, "no-mmap", false, "read the model into memory instead of mapping it")
 	f.BoolVar(&o.Mlock, "mlock", false, "lock the model in RAM")
 	addLoRAFlags(f, &o.LoRA)
+	addSpecFlags(f, &o.Spec)
 
 	f.Float32Var(&o.Temp, "temp", 0.8, "temperature (0: greedy)")
 	f.IntVar(&o.TopK, "top-k", 40, "top-k sampling (0: off)")
@@ -80,7 +81,8 @@ func (o *runOptions) newContext(m *llama.Model) (*llama.Context, error) {
 	if err != nil {
 		return nil, err
 	}
-	return m.NewContext(append(o.contextOptions(), adapters...)...)
+	opts := append(o.contextOptions(), adapters...)
+	return m.NewContext(append(opts, o.Spec.contextOptions()...)...)
 }
 
 // contextOptions are the options of the context, as the flags set them.

@@ -103,7 +103,7 @@ func newRootCmd(streams *iostreams) *cobra.Command {
 		Short: "Run GGUF language models with llama.cpp",
 		Long: "Run GGUF language models with llama.cpp.\n\n" +
 			"Flags follow llama.cpp's tools, including the multi-letter short forms\n" +
-			"-ngl, -ub, -tb, -fa, -ctk and -ctv.",
+			"-ngl, -ub, -tb, -fa, -ctk, -ctv and -md.",
 		SilenceErrors: true,
 		SilenceUsage:  true,
 		// Any arguments reach RunE, so an unknown command is a usage error
@@ -177,6 +177,7 @@ var multiLetterShort = map[string]string{
 	"-sm":  "--split-mode",
 	"-mg":  "--main-gpu",
 	"-ts":  "--tensor-split",
+	"-md":  "--model-draft",
 }
 
 // normalizeArgs rewrites each argument that is exactly one of llama.cpp's

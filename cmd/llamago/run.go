@@ -41,6 +41,7 @@ type runOptions struct {
 	Mlock        bool
 	LoRA         loraFlags
 	Vision       visionFlags // --mmproj, --image
+	Spec         specFlags   // speculative decoding
 
 	Temp             float32
 	TopK             int
@@ -141,6 +142,9 @@ func (o *runOptions) validate() error {
 		return err
 	}
 	if err := o.Vision.validate(); err != nil {
+		return err
+	}
+	if err := o.Spec.validate(); err != nil {
 		return err
 	}
 	if o.NPredict == 0 || o.NPredict < -1 {
@@ -288,6 +292,8 @@ type runStats struct {
 	StopString            string  `json:"stop_string,omitempty"`
 	Images                int     `json:"images,omitempty"`
 	ImageEncodeMs         float64 `json:"image_encode_ms,omitempty"`
+	DraftTokens           int     `json:"draft_tokens,omitempty"`
+	AcceptedTokens        int     `json:"accepted_tokens,omitempty"`
 }
 
 func newRunStats(s llama.Stats) runStats {
@@ -304,6 +310,8 @@ func newRunStats(s llama.Stats) runStats {
 		StopString:            s.StopString,
 		Images:                s.Images,
 		ImageEncodeMs:         ms(s.ImageEncode),
+		DraftTokens:           s.DraftTokens,
+		AcceptedTokens:        s.AcceptedTokens,
 	}
 }
 
@@ -346,6 +354,10 @@ func runRun(ctx context.Context, opts *runOptions) error {
 	if err != nil {
 		return err
 	}
+	if err := opts.Spec.load(ctx, opts.modelOptions()...); err != nil {
+		return err
+	}
+	defer opts.Spec.close()
 	lctx, err := opts.newContext(model)
 	if err != nil {
 		return err
@@ -362,6 +374,7 @@ func runRun(ctx context.Context, opts *runOptions) error {
 	if len(images) > 0 {
 		gen = append(gen, llama.WithImages(proj, images...))
 	}
+	gen = append(gen, opts.Spec.generateOptions()...)
 
 	// Streamed text goes out unbuffered, so every token reaches the reader
 	// as it is made. An echoed prompt goes out with the first text, so it
@@ -456,6 +469,7 @@ func printTimings(w io.Writer, s llama.Stats) {
 		stop += fmt.Sprintf(" %q", s.StopString)
 	}
 	fmt.Fprintf(w, "stop:       %s\n", stop)
+	printSpecTimings(w, s)
 }
 
 // readInput reads a whole file, or in when name is "-".

@@ -29,7 +29,7 @@ func defaultRunOptions() runOptions {
 		Temp: 0.8, TopK: 40, TopP: 0.95, MinP: 0.05, Typical: 1, RepeatPenalty: 1, RepeatLastN: 64,
 		MirostatLR: 0.1, MirostatEnt: 5, Seed: -1,
 		flashAttn: llama.FlashAttentionAuto, cacheK: llama.CacheF16, cacheV: llama.CacheF16, seed: llama.DefaultSeed,
-		GPU: defaultGPUFlags(),
+		GPU: defaultGPUFlags(), Spec: specFlags{DraftMax: 16, DraftPMin: 0.75},
 	}
 }
 

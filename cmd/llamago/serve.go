@@ -51,6 +51,7 @@ type serveOptions struct {
 	Vision       visionFlags // --mmproj
 	ImageURLs    bool        // --allow-image-urls
 	MaxImagePx   int         // --max-image-pixels
+	Spec         specFlags   // speculative decoding
 
 	Queue           int
 	MaxPromptTokens int
@@ -130,6 +131,7 @@ func newServeCmd(streams *iostreams, runF func(*serveOptions) error) *cobra.Comm
 	addVisionFlags(f, &opts.Vision, false)
 	f.BoolVar(&opts.ImageURLs, "allow-image-urls", false, "fetch http(s) image URLs of chat requests (default: only data: URLs)")
 	f.IntVar(&opts.MaxImagePx, "max-image-pixels", llama.DefaultMaxImagePixels, "most pixels (width × height, as declared) of the images of a request, all together")
+	addSpecFlags(f, &opts.Spec)
 	f.IntVar(&opts.Queue, "queue", server.DefaultQueueSize, "requests that may wait for a slot (0: none); beyond them requests get 503")
 	f.IntVar(&opts.MaxPromptTokens, "max-prompt-tokens", 0, "most tokens of a prompt (0: the slot's positions less one)")
 	f.IntVar(&opts.MaxTokens, "max-tokens", 0, "most tokens a request may generate, and the default of chat requests (0: the slot's positions)")
@@ -160,6 +162,9 @@ func (o *serveOptions) validate() error {
 	}
 	if o.ImageURLs && o.Vision.MMProj == "" {
 		return usageErrorf("--allow-image-urls needs --mmproj")
+	}
+	if err := o.Spec.validate(); err != nil {
+		return err
 	}
 	if o.Host == "" {
 		return usageErrorf("--host must not be empty (0.0.0.0 listens on every interface)")
@@ -281,6 +286,10 @@ func runServe(ctx context.Context, opts *serveOptions) error {
 		return err
 	}
 	defer model.Close()
+	if err := opts.Spec.load(ctx, llama.WithGPULayers(opts.GPULayers), llama.WithMmap(!opts.NoMmap), llama.WithMlock(opts.Mlock)); err != nil {
+		return err
+	}
+	defer opts.Spec.close()
 	adapters, err := opts.LoRA.load(model)
 	if err != nil {
 		return err
@@ -321,6 +330,7 @@ func runServe(ctx context.Context, opts *serveOptions) error {
 			llama.WithFlashAttention(opts.flashAttn),
 			llama.WithCacheTypes(opts.cacheK, opts.cacheV),
 		}, adapters...),
+		Draft:           opts.Spec.draft,
 		Template:        tmpl,
 		QueueSize:       queue,
 		MaxPromptTokens: opts.MaxPromptTokens,
@@ -336,6 +346,10 @@ func runServe(ctx context.Context, opts *serveOptions) error {
 	}
 	if opts.ImageURLs {
 		cfg.FetchImage = server.FetchHTTPImage
+	}
+	if opts.Spec.on() {
+		sp := opts.Spec.speculation()
+		cfg.Speculation = &sp
 	}
 	if len(opts.Aliases) > 0 {
 		// The first alias is the model's ID; its file name stays valid.
