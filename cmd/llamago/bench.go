@@ -605,6 +605,18 @@ func runBench(ctx context.Context, opts *benchOptions) (err error) {
 
 	env := newBenchEnv()
 	insts := opts.instances()
+	// Bench offloads 99 layers by default, as llama-bench: without a GPU
+	// that is not worth a line unless -ngl was given.
+	ngl := -1
+	if len(opts.GPULayers) > 0 {
+		ngl = 0
+		for _, n := range opts.ngl {
+			if n > 0 || (n < 0 && ngl == 0) {
+				ngl = n
+			}
+		}
+	}
+	noteCPUFallback(ctx, ngl)
 	var (
 		model   *llama.Model
 		key     modelKey
