@@ -43,13 +43,16 @@ build: deps
 # vet, then every package's tests under the race detector (one build of
 # llama.cpp serves both). The tests of the Vulkan backend run on Mesa's
 # lavapipe, a Vulkan device on the CPU: vulkan-for-test builds the backend
-# first (nothing to do once built), and LLAMAGO_TEST_VULKAN=1 makes those
-# tests fail rather than skip if it or lavapipe is missing. Where the build
-# tools cannot be installed (not root, or not Debian or Ubuntu) it says
-# what to install, and the Vulkan tests skip.
+# first, into $(VULKAN_TEST_DIR) rather than lib/llamago, where bin/llamago
+# would load it (nothing to do once built); LLAMAGO_TEST_VULKAN_DIR points
+# the tests there, and LLAMAGO_TEST_VULKAN=1 makes them fail rather than
+# skip if it or lavapipe is missing. Where the build tools cannot be
+# installed (not root, or not Debian or Ubuntu) it says what to install,
+# and the Vulkan tests skip.
 test: deps tidy-check vulkan-for-test
 	$(CGOENV) $(GO) vet ./...
-	$(CGOENV) LLAMAGO_TEST_VULKAN=$${LLAMAGO_TEST_VULKAN:-$$([ -f $(VULKAN_LIB) ] && sh scripts/vulkan-deps.sh -l && echo 1 || echo 0)} \
+	$(CGOENV) LLAMAGO_TEST_VULKAN_DIR=$(VULKAN_TEST_DIR) \
+		LLAMAGO_TEST_VULKAN=$${LLAMAGO_TEST_VULKAN:-$$([ -f $(VULKAN_TEST_DIR)/libggml-vulkan.so ] && sh scripts/vulkan-deps.sh -l && echo 1 || echo 0)} \
 		$(GO) test -race -timeout 30m -count=1 ./...
 
 run: build
@@ -152,6 +155,7 @@ cuda:
 # two cores.
 VULKAN_LIB   := lib/llamago/libggml-vulkan.so
 VULKAN_BUILD ?= $(HOME)/.cache/llamago/build-vulkan
+VULKAN_TEST_DIR ?= $(VULKAN_BUILD)/test-lib
 VULKAN_JOBS  ?= $(shell getconf _NPROCESSORS_ONLN 2>/dev/null || echo 2)
 VULKAN_SRCS  := go.mod scripts/build-vulkan.sh scripts/cuda/stamp.c \
 	$(wildcard scripts/vulkan/*.txt scripts/vulkan/*.h scripts/vulkan/*.in scripts/vulkan/feature-tests/*.comp)
@@ -166,11 +170,15 @@ vulkan-deps:
 $(VULKAN_LIB): $(VULKAN_SRCS)
 	sh scripts/build-vulkan.sh -o lib/llamago -j $(VULKAN_JOBS) -B $(VULKAN_BUILD)
 
-# vulkan-for-test is make vulkan where the tools are there or can be
-# installed, and a message otherwise (exit status 3 of vulkan-deps.sh).
+$(VULKAN_TEST_DIR)/libggml-vulkan.so: $(VULKAN_SRCS)
+	sh scripts/build-vulkan.sh -o $(VULKAN_TEST_DIR) -j $(VULKAN_JOBS) -B $(VULKAN_BUILD)
+
+# vulkan-for-test is make vulkan, for make test's directory, where the
+# tools are there or can be installed, and a message otherwise (exit status
+# 3 of vulkan-deps.sh).
 vulkan-for-test:
 	@sh scripts/vulkan-deps.sh; rc=$$?; \
-	if [ $$rc = 0 ]; then $(MAKE) --no-print-directory $(VULKAN_LIB); \
+	if [ $$rc = 0 ]; then $(MAKE) --no-print-directory $(VULKAN_TEST_DIR)/libggml-vulkan.so; \
 	elif [ $$rc = 3 ]; then echo "make test: the Vulkan backend is not built (see above): its tests will skip"; \
 	else exit $$rc; fi
 

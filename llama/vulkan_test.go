@@ -178,8 +178,8 @@ func TestVulkanHelper(t *testing.T) {
 	}
 }
 
-// runVulkanHelper runs TestVulkanHelper with env added to the
-// environment, for each of ngls.
+// runVulkanHelper runs TestVulkanHelper in env (testvulkan's), for each
+// of ngls.
 func runVulkanHelper(t *testing.T, env []string, bert string, ngls ...int) vulkanResult {
 	t.Helper()
 	out := filepath.Join(t.TempDir(), "result.json")
@@ -188,7 +188,7 @@ func runVulkanHelper(t *testing.T, env []string, bert string, ngls ...int) vulka
 		list = append(list, strconv.Itoa(n))
 	}
 	cmd := exec.Command(os.Args[0], "-test.run=^TestVulkanHelper$", "-test.count=1")
-	cmd.Env = append(append(os.Environ(), env...),
+	cmd.Env = append(slices.Clip(env),
 		"LLAMAGO_TEST_VULKAN_HELPER="+out,
 		"LLAMAGO_TEST_VULKAN_MODEL="+modelPath(t, "stories260K.gguf"),
 		"LLAMAGO_TEST_VULKAN_BERT="+bert,

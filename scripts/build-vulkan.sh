@@ -128,8 +128,22 @@ lib="$build/bin"
 # The backend asks for libggml-base.so.0 (the SONAME; DT_NEEDED).
 [ -e "$lib/libggml-base.so.0" ] || die "the build made no $lib/libggml-base.so.0"
 mkdir -p "$out"
-cp -f "$lib/libggml-vulkan.so" "$out/libggml-vulkan.so"
-cp -fL "$lib/libggml-base.so.0" "$out/libggml-base.so.0"
+# A running llamago may have the old library mapped: overwriting it in place
+# would crash it, so a changed file is renamed over the old one; an
+# unchanged one is only touched (make compares the times).
+put() {
+	if cmp -s "$1" "$2"; then
+		touch "$2"
+	else
+		cp -fL "$1" "$2.tmp.$$" && mv -f "$2.tmp.$$" "$2"
+	fi
+}
+put "$lib/libggml-vulkan.so" "$out/libggml-vulkan.so"
+put "$lib/libggml-base.so.0" "$out/libggml-base.so.0"
 echo "build-vulkan.sh: wrote $out/libggml-vulkan.so and $out/libggml-base.so.0"
-echo "build-vulkan.sh: bin/llamago loads them from ../lib/llamago; elsewhere set LLAMAGO_BACKEND_PATH=$(cd "$out" && pwd)"
+if [ "$out" = lib/llamago ]; then
+	echo "build-vulkan.sh: bin/llamago loads them from ../lib/llamago; elsewhere set LLAMAGO_BACKEND_PATH=$(cd "$out" && pwd)"
+else
+	echo "build-vulkan.sh: to use them, set LLAMAGO_BACKEND_PATH=$(cd "$out" && pwd)"
+fi
 echo "build-vulkan.sh: check with: bin/llamago devices (a CPU Vulkan device such as lavapipe only with GGML_VK_VISIBLE_DEVICES=0)"

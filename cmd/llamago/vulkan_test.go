@@ -11,7 +11,6 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -25,13 +24,13 @@ import (
 // numbers (llama/vulkan_test.go); these check that every command offloads
 // with -ngl and says so, and falls back to the CPU with one line.
 
-// vulkanCLI runs bin with env added to the environment.
+// vulkanCLI runs bin in the environment env.
 func vulkanCLI(t *testing.T, bin string, env []string, args ...string) (stdout, stderr string, err error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, args...)
-	cmd.Env = append(os.Environ(), env...)
+	cmd.Env = env
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	err = cmd.Run()
@@ -39,7 +38,7 @@ func vulkanCLI(t *testing.T, bin string, env []string, args ...string) (stdout, 
 }
 
 // cpuEnv loads no backend library: the CPU reference.
-var cpuEnv = []string{"LLAMAGO_BACKEND_PATH=", "LLAMAGO_CPU_VARIANTS=off"}
+var cpuEnv = append(os.Environ(), "LLAMAGO_BACKEND_PATH=", "LLAMAGO_CPU_VARIANTS=off")
 
 var offloadedLine = regexp.MustCompile(`offloaded (\d+)/(\d+) layers to GPU`)
 
@@ -103,14 +102,14 @@ func TestVulkanCommands(t *testing.T) {
 		chat := []string{"chat", "-m", model, "-t", "1", "--temp", "0", "-n", "16", "-c", "256", "--chat-template", "chatml"}
 		// Piped, chat answers each line of stdin.
 		cmdCPU := exec.Command(bin, chat...)
-		cmdCPU.Env = append(os.Environ(), cpuEnv...)
+		cmdCPU.Env = cpuEnv
 		cmdCPU.Stdin = strings.NewReader("Tell me a story.\n")
 		wantOut, err := cmdCPU.Output()
 		if err != nil {
 			t.Fatalf("chat on the CPU: %v", err)
 		}
 		cmdVK := exec.Command(bin, append([]string{"-v"}, append(chat, "-ngl", "99")...)...)
-		cmdVK.Env = append(os.Environ(), env...)
+		cmdVK.Env = env
 		cmdVK.Stdin = strings.NewReader("Tell me a story.\n")
 		var errOut bytes.Buffer
 		cmdVK.Stderr = &errOut
@@ -152,14 +151,14 @@ func TestVulkanCommands(t *testing.T) {
 
 	t.Run("serve", func(t *testing.T) {
 		cmd := exec.Command(bin, "-v", "serve", "-m", model, "--port", "0", "-t", "1", "-c", "256", "-ngl", "99", "--chat-template", "chatml")
-		cmd.Env = append(os.Environ(), env...)
+		cmd.Env = env
 		var errOut syncBuffer
 		cmd.Stderr = &errOut
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
 		defer func() {
-			cmd.Process.Signal(syscall.SIGINT)
+			cmd.Process.Signal(os.Interrupt)
 			done := make(chan error, 1)
 			go func() { done <- cmd.Wait() }()
 			select {
@@ -231,7 +230,8 @@ func TestVulkanCommands(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%v\n%s", err, stderr)
 		}
-		if !regexp.MustCompile(`(?m)^\s+Vulkan0\s+6/6 \+ output\s.*\syes$`).MatchString(out) ||
+		// The planner counts stories260K's 5 blocks, and the output layer apart.
+		if !regexp.MustCompile(`(?m)^\s+Vulkan0\s+5/5 \+ output\s.*\syes$`).MatchString(out) ||
 			!strings.Contains(out, "the whole model fits on the GPUs") {
 			t.Errorf("want every layer planned on Vulkan0:\n%s", out)
 		}
@@ -262,9 +262,9 @@ func TestVulkanCommandsFallback(t *testing.T) {
 			"llamago: no GPU to offload to, running on the CPU: libggml-vulkan.so: load_backend: failed to initialize backend from "},
 		{"CPU device not named", testvulkan.NoDevicesEnv(t), "99",
 			"llamago: no GPU to offload to, running on the CPU: libggml-vulkan.so: no Vulkan GPU found; a CPU Vulkan device such as Mesa's lavapipe is used only when GGML_VK_VISIBLE_DEVICES names it"},
-		{"no library", []string{"LLAMAGO_BACKEND_PATH=" + empty}, "99",
+		{"no library", append(slices.Clip(cpuEnv), "LLAMAGO_BACKEND_PATH="+empty), "99",
 			"llamago: no GPU to offload to, running on the CPU: no GPU backend library in " + empty + " (make vulkan or make cuda builds one; docs/gpu.md)"},
-		{"no library, default -ngl", []string{"LLAMAGO_BACKEND_PATH=" + empty}, "", ""},
+		{"no library, default -ngl", append(slices.Clip(cpuEnv), "LLAMAGO_BACKEND_PATH="+empty), "", ""},
 		{"no driver, -ngl 0", testvulkan.NoDriverEnv(t), "0", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
