@@ -108,9 +108,31 @@ if command -v flock >/dev/null 2>&1 && [ -z "${LLAMAGO_BUILD_LOCKED:-}" ]; then
 	LLAMAGO_BUILD_LOCKED=1 exec flock "$build/.lock" sh "$0" -o "$out" -j "$jobs" -B "$build"
 fi
 
+# Our CMake files, copied into the build directory: CMake ties a build
+# directory to one source directory, and checkouts of the repository in
+# other places (worktrees) share this one. Only changed files are written,
+# so that nothing is rebuilt for nothing.
+src="$build/src"
+mkdir -p "$src/vulkan/feature-tests" "$src/cuda"
+sync_file() {
+	cmp -s "$1" "$2" || cp -f "$1" "$2"
+}
+for f in CMakeLists.txt layer_settings_compat.h glslc.sh.in; do
+	sync_file "$here/vulkan/$f" "$src/vulkan/$f"
+done
+for f in "$here"/vulkan/feature-tests/*.comp; do
+	sync_file "$f" "$src/vulkan/feature-tests/${f##*/}"
+done
+sync_file "$here/cuda/stamp.c" "$src/cuda/stamp.c"
+# A build directory configured from elsewhere (before the copies) is
+# configured again.
+if [ -f "$build/CMakeCache.txt" ] && ! grep -qx "CMAKE_HOME_DIRECTORY:INTERNAL=$src/vulkan" "$build/CMakeCache.txt"; then
+	rm -rf "$build/CMakeCache.txt" "$build/CMakeFiles"
+fi
+
 echo "build-vulkan.sh: ggml from $source, glslc $(glslc --version 2>/dev/null | sed -n '1s/^[^ ]* //p'), build directory $build"
 # shellcheck disable=SC2086 # CMAKE_ARGS is a list of arguments
-"$cmake" -S "$here/vulkan" -B "$build" \
+"$cmake" -S "$src/vulkan" -B "$build" \
 	-DCMAKE_BUILD_TYPE=Release \
 	-DGGML_DIR="$ggml" \
 	-DLLAMAGO_GGML_SOURCE="$source" \
