@@ -603,8 +603,6 @@ func runBench(ctx context.Context, opts *benchOptions) (err error) {
 		}
 	}()
 
-	env := newBenchEnv()
-	insts := opts.instances()
 	// Bench offloads 99 layers by default, as llama-bench: without a GPU
 	// that is not worth a line unless -ngl was given.
 	ngl := -1
@@ -617,6 +615,9 @@ func runBench(ctx context.Context, opts *benchOptions) (err error) {
 		}
 	}
 	noteCPUFallback(ctx, ngl)
+
+	env := newBenchEnv()
+	insts := opts.instances()
 	var (
 		model   *llama.Model
 		key     modelKey
