@@ -151,7 +151,7 @@ cuda:
 # drivers, by scripts/vulkan-deps.sh). The CMake build directory is kept in
 # $(VULKAN_BUILD), so a rebuild after go.mod changes compiles only what
 # changed, and make does nothing while the library is newer than its sources.
-# The first build compiles some 1,500 shader variants: about 25 minutes on
+# The first build compiles 1,428 shader variants: 18 minutes on
 # two cores.
 VULKAN_LIB   := lib/llamago/libggml-vulkan.so
 VULKAN_BUILD ?= $(HOME)/.cache/llamago/build-vulkan
