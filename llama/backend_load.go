@@ -24,8 +24,9 @@ import (
 )
 
 // GPU backends are ggml libraries loaded at run time (ggml's GGML_BACKEND_DL
-// mechanism): scripts/build-cuda.sh builds libggml-cuda.so from the same
-// pinned sources as the ggml compiled into the program. The package's
+// mechanism): scripts/build-cuda.sh builds libggml-cuda.so, and
+// scripts/build-vulkan.sh libggml-vulkan.so, from the same pinned sources as
+// the ggml compiled into the program. The package's
 // one-time initialisation (initBackend) loads them from the directories of
 // BackendSearchPath; a library that cannot be loaded is logged and
 // recorded in BackendLoads, and the program goes on with the backends it
@@ -38,7 +39,8 @@ import (
 const BackendPathEnv = "LLAMAGO_BACKEND_PATH"
 
 // BackendUncheckedEnv, set to 1, loads backend libraries that lack the
-// stamp of scripts/build-cuda.sh (see BackendLoad). A library built from
+// stamp of scripts/build-cuda.sh and scripts/build-vulkan.sh (see
+// BackendLoad). A library built from
 // other ggml sources than the program's can crash the process.
 const BackendUncheckedEnv = "LLAMAGO_BACKEND_UNCHECKED"
 
@@ -49,6 +51,25 @@ type BackendLoad struct {
 	Loaded  bool   `json:"loaded"`
 	Devices int    `json:"devices"`         // devices the backend registered, once loaded
 	Err     string `json:"error,omitempty"` // why it was not loaded; "skipped: ..." for a library not tried
+	Note    string `json:"note,omitempty"`  // for a backend loaded without devices, why it may have none
+}
+
+// backendScripts are the scripts that build the backend libraries, by
+// backend name, for the advice of a library that fails the checks.
+var backendScripts = map[string]string{"cuda": "scripts/build-cuda.sh", "vulkan": "scripts/build-vulkan.sh"}
+
+// noDeviceNotes explain, per backend, why a backend that loaded may have
+// found no device. ggml-vulkan offers only GPUs unless told otherwise: a
+// CPU-type Vulkan device, such as Mesa's lavapipe, is used only when
+// GGML_VK_VISIBLE_DEVICES names it.
+var noDeviceNotes = map[string]string{
+	"vulkan": "no Vulkan GPU found; a CPU Vulkan device such as Mesa's lavapipe is used only when GGML_VK_VISIBLE_DEVICES names it (GGML_VK_VISIBLE_DEVICES=0; vulkaninfo --summary lists the devices)",
+}
+
+// initFailureHints say, per backend, what most often makes its
+// initialisation fail once the library itself has loaded.
+var initFailureHints = map[string]string{
+	"vulkan": "no usable Vulkan driver, or a GGML_VK_VISIBLE_DEVICES index it does not have: install one (Mesa's, Debian's mesa-vulkan-drivers, or the GPU vendor's; vulkaninfo --summary lists what the Vulkan loader finds)",
 }
 
 var backendLoads struct {
@@ -234,6 +255,10 @@ func loadBackendGroup(cands []backendCandidate, want string, done map[string]str
 		C.free(unsafe.Pointer(cwant))
 		if handles[i] == nil {
 			loads[i].Err = C.GoString(&errBuf[0])
+			if script, ok := backendScripts[name]; ok {
+				// The C checks name the CUDA script; say which builds this one.
+				loads[i].Err = strings.ReplaceAll(loads[i].Err, "scripts/build-cuda.sh", script)
+			}
 			continue
 		}
 		if best < 0 || int(score) > bestScore {
@@ -256,12 +281,18 @@ func loadBackendGroup(cands []backendCandidate, want string, done map[string]str
 		if msg == "" {
 			msg = "ggml could not register it"
 		}
+		if hint := initFailureHints[name]; hint != "" && strings.Contains(msg, "failed to initialize") {
+			msg += ": " + hint
+		}
 		loads[best].Err = msg
 		return loads
 	}
 	loads[best].Loaded = true
 	loads[best].Backend = C.GoString(C.ggml_backend_reg_name(reg))
 	loads[best].Devices = int(C.ggml_backend_reg_dev_count(reg))
+	if loads[best].Devices == 0 {
+		loads[best].Note = cmp.Or(noDeviceNotes[name], "the backend found no device")
+	}
 	done[name] = cands[best].path
 	return loads
 }
@@ -284,6 +315,8 @@ func logBackendLoad(l BackendLoad) {
 	}
 	attrs := []slog.Attr{slog.String("source", "llamago"), slog.String("path", l.Path)}
 	switch {
+	case l.Loaded && l.Devices == 0:
+		lg.LogAttrs(context.Background(), slog.LevelWarn, fmt.Sprintf("loaded the %s backend, without devices: %s", l.Backend, l.Note), attrs...)
 	case l.Loaded:
 		lg.LogAttrs(context.Background(), slog.LevelInfo, fmt.Sprintf("loaded the %s backend (%d devices)", l.Backend, l.Devices), attrs...)
 	case strings.HasPrefix(l.Err, "skipped: "):

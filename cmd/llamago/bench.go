@@ -636,10 +636,24 @@ func runBench(ctx context.Context, opts *benchOptions) (err error) {
 		}
 	}()
 
+	// Bench offloads 99 layers by default, as llama-bench: without a GPU
+	// that is not worth a line unless -ngl was given.
+	ngl := -1
+	if len(opts.GPULayers) > 0 {
+		ngl = 0
+		for _, n := range opts.ngl {
+			if n > 0 || (n < 0 && ngl == 0) {
+				ngl = n
+			}
+		}
+	}
+	noteCPUFallback(ctx, ngl)
+
 	if err := opts.Spec.load(ctx); err != nil {
 		return err
 	}
 	defer opts.Spec.close()
+
 	env := newBenchEnv()
 	insts := opts.instances()
 	images, err := loadImages(opts.Images)

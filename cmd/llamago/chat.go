@@ -190,6 +190,7 @@ func runChat(ctx context.Context, opts *chatOptions) error {
 			return true
 		}))
 	}
+	noteCPUFallback(ctx, opts.Gen.GPULayers)
 	model, err := loadModel(ctx, opts.Gen.Model, modelOpts...)
 	if err != nil {
 		return err

@@ -30,12 +30,16 @@ func newDevicesCmd(streams *iostreams, runF func(*devicesOptions) error) *cobra.
 		Short: "List the devices llama.cpp can run on, with their memory",
 		Long: "List ggml's devices: the CPU and the GPUs of the backends loaded at start-up,\n" +
 			"with their free and total memory. GPU backends are libraries (see docs/gpu.md;\n" +
-			"scripts/build-cuda.sh builds CUDA's) loaded from the directories of\n" +
+			"make cuda and make vulkan build them) loaded from the directories of\n" +
 			"$LLAMAGO_BACKEND_PATH, or by default lib/ beside the executable and\n" +
 			"../lib/llamago; a library that cannot be loaded is listed with the reason.\n\n" +
-			"The # column numbers the GPUs as --main-gpu and --tensor-split do.",
+			"The # column numbers the GPUs as --main-gpu and --tensor-split do.\n\n" +
+			"Vulkan lists GPUs only; GGML_VK_VISIBLE_DEVICES=0 (a list of indexes of\n" +
+			"vulkaninfo --summary) selects devices itself, CPU ones such as Mesa's\n" +
+			"lavapipe included.",
 		Example: `  llamago devices
-  LLAMAGO_BACKEND_PATH=/opt/llamago/lib llamago devices --json`,
+  LLAMAGO_BACKEND_PATH=/opt/llamago/lib llamago devices --json
+  GGML_VK_VISIBLE_DEVICES=0 llamago devices`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if runF != nil {
@@ -138,6 +142,8 @@ func printDevices(w io.Writer, d devicesJSON) error {
 	}
 	for _, l := range d.Libraries {
 		switch {
+		case l.Loaded && l.Note != "":
+			fmt.Fprintf(&b, "  loaded   %s: %s, %d device(s): %s\n", l.Path, l.Backend, l.Devices, l.Note)
 		case l.Loaded:
 			fmt.Fprintf(&b, "  loaded   %s: %s, %d device(s)\n", l.Path, l.Backend, l.Devices)
 		case strings.HasPrefix(l.Err, "skipped: "):
@@ -149,9 +155,16 @@ func printDevices(w io.Writer, d devicesJSON) error {
 	if len(d.Libraries) == 0 && len(d.SearchPath) > 0 {
 		b.WriteString("  none found\n")
 	}
-	if d.GPUOffload {
+	loaded := false
+	for _, l := range d.Libraries {
+		loaded = loaded || (l.Loaded && !strings.EqualFold(l.Backend, "cpu"))
+	}
+	switch {
+	case d.GPUOffload:
 		b.WriteString("GPU offload: yes\n")
-	} else {
+	case loaded:
+		b.WriteString("GPU offload: no (no GPU device; see above and docs/gpu.md)\n")
+	default:
 		b.WriteString("GPU offload: no (no GPU backend loaded; see docs/gpu.md)\n")
 	}
 	_, err := io.WriteString(w, b.String())
@@ -369,4 +382,54 @@ func (s benchSplit) modelOptions() []llama.ModelOption {
 		g.gpus = gpuCount()
 	}
 	return g.modelOptions()
+}
+
+// noteCPUFallback writes, on the stderr of ctx's command, one line saying
+// why the model will run on the CPU although ngl layers were to be
+// offloaded (see cpuFallbackLine).
+func noteCPUFallback(ctx context.Context, ngl int) {
+	if ngl == 0 {
+		return
+	}
+	if line := cpuFallbackLine(ngl, llama.SupportsGPUOffload(), llama.BackendLoads(), llama.BackendSearchPath()); line != "" {
+		fmt.Fprintln(modelEnvFrom(ctx).ErrOut, line)
+	}
+}
+
+// cpuFallbackLine is the line of noteCPUFallback, or "" when there is
+// nothing to say: a GPU takes the layers (offload), no layer was asked for,
+// or no backend library was found and ngl is the default -1 (all, if there
+// is a GPU: a CPU-only install stays quiet). A library that failed to load,
+// or loaded without a device, is the reason given; with none, an explicit
+// ngl > 0 gets the search path.
+func cpuFallbackLine(ngl int, offload bool, loads []llama.BackendLoad, dirs []string) string {
+	if ngl == 0 || offload {
+		return ""
+	}
+	var reasons []string
+	for _, l := range loads {
+		switch {
+		case l.Backend == "cpu" || strings.HasPrefix(l.Err, "skipped: "):
+		case l.Loaded && l.Devices == 0:
+			reasons = append(reasons, fmt.Sprintf("%s: %s", filepath.Base(l.Path), l.Note))
+		case !l.Loaded:
+			reasons = append(reasons, fmt.Sprintf("%s: %s", filepath.Base(l.Path), l.Err))
+		}
+	}
+	const prefix = "llamago: no GPU to offload to, running on the CPU: "
+	switch {
+	case len(reasons) == 1:
+		return prefix + reasons[0]
+	case len(reasons) > 1:
+		return prefix + reasons[0] + fmt.Sprintf(" (and %d more: llamago devices)", len(reasons)-1)
+	case ngl < 0:
+		return ""
+	case len(dirs) == 0:
+		if _, set := os.LookupEnv(llama.BackendPathEnv); set {
+			return prefix + "no backend library is searched for (" + llama.BackendPathEnv + " is empty)"
+		}
+		return prefix + "the installed llama.cpp has no GPU backend (docs/gpu.md)"
+	}
+	return prefix + "no GPU backend library in " + strings.Join(dirs, string(filepath.ListSeparator)) +
+		" (make vulkan or make cuda builds one; docs/gpu.md)"
 }

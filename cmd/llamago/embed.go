@@ -159,6 +159,7 @@ func runEmbed(ctx context.Context, opts *embedOptions) error {
 		}
 	}
 
+	noteCPUFallback(ctx, opts.GPULayers)
 	model, err := loadModel(ctx, opts.Model, llama.WithGPULayers(opts.GPULayers))
 	if err != nil {
 		return err

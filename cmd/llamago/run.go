@@ -345,6 +345,7 @@ func runRun(ctx context.Context, opts *runOptions) error {
 		return err
 	}
 
+	noteCPUFallback(ctx, opts.GPULayers)
 	model, err := loadModel(ctx, opts.Model, opts.modelOptions()...)
 	if err != nil {
 		return err

@@ -280,6 +280,7 @@ func runServe(ctx context.Context, opts *serveOptions) error {
 	if err != nil {
 		return err
 	}
+	noteCPUFallback(ctx, opts.GPULayers)
 	model, err := loadModel(ctx, opts.Model,
 		llama.WithGPULayers(opts.GPULayers), llama.WithMmap(!opts.NoMmap), llama.WithMlock(opts.Mlock))
 	if err != nil {
