@@ -148,6 +148,7 @@ func newRootCmd(streams *iostreams) *cobra.Command {
 		newRemoveCmd(streams, nil),
 		newServeCmd(streams, nil),
 		newEmbedCmd(streams, nil),
+		newPerplexityCmd(streams, nil),
 		newDevicesCmd(streams, nil),
 	)
 	return cmd
