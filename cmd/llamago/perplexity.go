@@ -137,6 +137,9 @@ func runPerplexity(ctx context.Context, opts *perplexityOptions) error {
 	if opts.KLBase == "" && base == nil {
 		seqs = max(1, min(opts.Batch/window, llama.MaxSequences()))
 	}
+	if len(tokens) < 2*window {
+		return fmt.Errorf("%s has %d tokens: a context of %d needs at least %d", opts.File, len(tokens), window, 2*window)
+	}
 	batch := min(opts.Batch, seqs*window)
 	c, err := m.NewContext(llama.WithContextSize(seqs*window), llama.WithSequences(seqs),
 		llama.WithBatchSize(batch), llama.WithUBatchSize(min(batch, 512)),
@@ -145,9 +148,6 @@ func runPerplexity(ctx context.Context, opts *perplexityOptions) error {
 		return err
 	}
 	defer c.Close()
-	if len(tokens) < 2*window {
-		return fmt.Errorf("%s has %d tokens: a context of %d needs at least %d", opts.File, len(tokens), window, 2*window)
-	}
 	chunks := len(tokens) / window
 	if opts.Chunks > 0 {
 		chunks = min(chunks, opts.Chunks)

@@ -149,6 +149,7 @@ func newRootCmd(streams *iostreams) *cobra.Command {
 		newServeCmd(streams, nil),
 		newEmbedCmd(streams, nil),
 		newPerplexityCmd(streams, nil),
+		newQuantsCmd(streams, nil),
 		newDevicesCmd(streams, nil),
 	)
 	return cmd
