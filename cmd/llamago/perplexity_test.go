@@ -127,8 +127,11 @@ func TestQuantsCommand(t *testing.T) {
 		}
 	}
 	plot := filepath.Join(t.TempDir(), "quants.svg")
+	// A speed taken from bench results rather than measured.
+	speed := filepath.Join(t.TempDir(), "speed.jsonl")
+	os.WriteFile(speed, []byte(`{"model_filename":"/elsewhere/tiny-Q8_0.gguf","test":"pp16","n_prompt":16,"n_threads":1,"avg_ts":12345.67,"stddev_ts":1}`+"\n"), 0o644)
 	out, errOut, code := cli(t, "", "quants", "-m", dir, "-f", storyPath(t), "-c", "64", "--chunks", "2",
-		"-p", "16", "-n", "4", "-r", "1", "-t", "1", "--plot", plot)
+		"-p", "16", "-n", "4", "-r", "1", "-t", "1", "--plot", plot, "--speed", speed)
 	if code != 0 {
 		t.Fatalf("exit %d, %s", code, errOut)
 	}
@@ -141,6 +144,9 @@ func TestQuantsCommand(t *testing.T) {
 		if !strings.HasPrefix(lines[2+i], want) {
 			t.Errorf("row %d: %s, want %s...", i, lines[2+i], want)
 		}
+	}
+	if !strings.HasPrefix(lines[3], "| tiny-Q8_0 | ") || !strings.Contains(lines[3], " | 12345.67 ± 1.00 | ") {
+		t.Errorf("Q8_0 row without the speed of --speed: %s", lines[3])
 	}
 	if !strings.Contains(lines[2], "| 0.000000 ± 0.000000 | 0.000000 | 0.000000 | 100.00 ± 0.00 % |") {
 		t.Errorf("base row: %s", lines[2])

@@ -31,6 +31,7 @@ type quantsOptions struct {
 	GPULayers int      // -ngl
 	Plot      string
 	Output    string // md or json
+	Speed     string // --speed: take pp and tg from these bench results
 }
 
 func newQuantsCmd(streams *iostreams, runF func(*quantsOptions) error) *cobra.Command {
@@ -47,7 +48,11 @@ func newQuantsCmd(streams *iostreams, runF func(*quantsOptions) error) *cobra.Co
 			"ratio to the base's, the mean, 99th and 99.9th percentile KL divergence\n" +
 			"from the base and how often its most likely token is the base's. The\n" +
 			"table is markdown (or -o json); --plot draws speed against KL divergence\n" +
-			"and KL divergence and top-1 agreement against file size.",
+			"and KL divergence and top-1 agreement against file size.\n\n" +
+			"--speed FILE takes the speeds from `llamago bench -o jsonl` (or -o json)\n" +
+			"results instead, measured on a quiet machine, say: a model's result is the\n" +
+			"one of the same file name, test (pp-P, tg-N) and thread count; models\n" +
+			"without one are measured.",
 		Example: `  llamago quants -m ~/models/llama-60m/ -f /usr/share/common-licenses/GPL-3 --plot quants.svg
   llamago quants -m a-F16.gguf -m a-Q8_0.gguf -m a-Q4_0.gguf -f text.txt -c 256 --chunks 8`,
 		Args: cobra.NoArgs,
@@ -75,6 +80,7 @@ func newQuantsCmd(streams *iostreams, runF func(*quantsOptions) error) *cobra.Co
 	f.IntVar(&opts.GPULayers, "n-gpu-layers", -1, "layers to offload to GPUs (short -ngl; -1: all)")
 	f.StringVar(&opts.Plot, "plot", "", "draw speed against quality to this .svg or .png file")
 	f.StringVarP(&opts.Output, "output", "o", "md", "output format: md or json")
+	f.StringVar(&opts.Speed, "speed", "", "take pp and tg from these `llamago bench -o jsonl` results where they have them")
 	return cmd
 }
 
@@ -147,6 +153,25 @@ func runQuants(ctx context.Context, opts *quantsOptions) error {
 		return err
 	}
 
+	known := map[string]bench.Result{} // by file name, test and threads
+	speedKey := func(file, test string, threads int) string { return fmt.Sprintf("%s\x00%s\x00%d", file, test, threads) }
+	if opts.Speed != "" {
+		f, err := os.Open(opts.Speed)
+		if err != nil {
+			return err
+		}
+		rs, err := bench.ReadResults(f)
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("%s: %w", opts.Speed, err)
+		}
+		for _, r := range rs {
+			if r.NParallel <= 1 && r.NDepth == 0 && !r.E2E {
+				known[speedKey(filepath.Base(r.ModelFilename), r.Test, r.NThreads)] = r
+			}
+		}
+	}
+
 	env := newBenchEnv()
 	var results []bench.QuantResult
 	for _, path := range paths {
@@ -162,11 +187,16 @@ func runQuants(ctx context.Context, opts *quantsOptions) error {
 					NBatch: t.Batch, NUBatch: t.UBatch, NThreads: t.Threads, NGPULayers: opts.GPULayers,
 					NPrompt: t.NPrompt, NGen: t.NGen, TestTime: time.Now().UTC().Format(time.RFC3339),
 				}
-				logf("%s: %s", qr.Model, bench.TestName(t.NPrompt, t.NGen, false))
-				if err := bench.Run(ctx, m, t, bench.RunOptions{Reps: opts.Reps}, &r); err != nil {
-					return err
+				if k, ok := known[speedKey(qr.Model, bench.TestName(t.NPrompt, t.NGen, false), t.Threads)]; ok {
+					logf("%s: %s from %s", qr.Model, k.Test, opts.Speed)
+					r = k
+				} else {
+					logf("%s: %s", qr.Model, bench.TestName(t.NPrompt, t.NGen, false))
+					if err := bench.Run(ctx, m, t, bench.RunOptions{Reps: opts.Reps}, &r); err != nil {
+						return err
+					}
+					r.Finish()
 				}
-				r.Finish()
 				if t.NGen == 0 {
 					qr.PP, qr.PPTS, qr.PPSD = r, r.AvgTS, r.StddevTS
 				} else {
