@@ -44,17 +44,17 @@ func QuantsMarkdown(w io.Writer, rs []QuantResult) error {
 		return fmt.Errorf("bench: no quantizations to report")
 	}
 	pp, tg := rs[0].PP.Test, rs[0].TG.Test
-	fmt.Fprintf(w, "| model | size | %s t/s | %s t/s | PPL | PPL(Q)/PPL(base) | mean KLD | 99%% KLD | 99.9%% KLD | same top |\n", pp, tg)
-	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+	fmt.Fprintf(w, "| model | size | %s t/s | %s t/s | PPL | PPL(Q)/PPL(base) | mean KLD | median KLD | 99%% KLD | 99.9%% KLD | same top |\n", pp, tg)
+	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for _, r := range rs {
 		q := r.Quality
 		name := strings.TrimSuffix(r.Model, ".gguf")
 		if r.Base {
 			name += " (base)"
 		}
-		fmt.Fprintf(w, "| %s | %s | %.2f ± %.2f | %.2f ± %.2f | %.4f ± %.4f | %.4f ± %.4f | %.6f ± %.6f | %.6f | %.6f | %.2f ± %.2f %% |\n",
+		fmt.Fprintf(w, "| %s | %s | %.2f ± %.2f | %.2f ± %.2f | %.4f ± %.4f | %.4f ± %.4f | %.6f ± %.6f | %.6f | %.6f | %.6f | %.2f ± %.2f %% |\n",
 			name, FormatBytes(r.Size), r.PPTS, r.PPSD, r.TGTS, r.TGSD, q.PPL, q.PPLUnc, q.Ratio, q.RatioUnc,
-			q.KLD, q.KLDUnc, q.KLD99, q.KLD999, 100*q.SameTop, 100*q.SameTopUnc)
+			q.KLD, q.KLDUnc, q.KLDMedian, q.KLD99, q.KLD999, 100*q.SameTop, 100*q.SameTopUnc)
 	}
 	return nil
 }

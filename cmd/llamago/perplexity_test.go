@@ -148,7 +148,7 @@ func TestQuantsCommand(t *testing.T) {
 	if !strings.HasPrefix(lines[3], "| tiny-Q8_0 | ") || !strings.Contains(lines[3], " | 12345.67 ± 1.00 | ") {
 		t.Errorf("Q8_0 row without the speed of --speed: %s", lines[3])
 	}
-	if !strings.Contains(lines[2], "| 0.000000 ± 0.000000 | 0.000000 | 0.000000 | 100.00 ± 0.00 % |") {
+	if !strings.Contains(lines[2], "| 0.000000 ± 0.000000 | 0.000000 | 0.000000 | 0.000000 | 100.00 ± 0.00 % |") {
 		t.Errorf("base row: %s", lines[2])
 	}
 	for _, l := range lines[3:] {
