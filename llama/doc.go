@@ -34,6 +34,10 @@
 //     it holds by the hash of their pixels, as it does text.
 //   - For full control, fill a *Batch and call Context.Decode, then read
 //     Context.Logits or sample.
+//   - Context.Perplexity measures a model's perplexity over a text with
+//     llama-perplexity's method, streaming the running estimate per chunk;
+//     WithScoredLogits hands out the logits it scores, which package bench
+//     compares across quantizations (KL divergence).
 //
 // Each step of the batching decodes the next token of every generating
 // sequence together with chunks of the prompts being read; a generation

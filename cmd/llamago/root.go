@@ -148,6 +148,8 @@ func newRootCmd(streams *iostreams) *cobra.Command {
 		newRemoveCmd(streams, nil),
 		newServeCmd(streams, nil),
 		newEmbedCmd(streams, nil),
+		newPerplexityCmd(streams, nil),
+		newQuantsCmd(streams, nil),
 		newDevicesCmd(streams, nil),
 	)
 	return cmd
