@@ -4,6 +4,7 @@ package llama
 #include <stdlib.h>
 #include "llama.h"
 #include "shim.h"
+#include "ctxfree.h"
 */
 import "C"
 
@@ -399,7 +400,7 @@ func (m *Model) newContext(opts []ContextOption) (*Context, *contextConfig, erro
 	capture.stop()
 	if err := capture.err(); err != nil {
 		if cc != nil {
-			C.llama_free(cc)
+			C.llamago_free_context(cc)
 		}
 		C.free(unsafe.Pointer(abort))
 		return nil, nil, err
@@ -468,7 +469,7 @@ func (c *Context) free() bool {
 	if c.closed {
 		return false
 	}
-	C.llama_free(c.c)
+	C.llamago_free_context(c.c)
 	c.freeAllPools()
 	c.sched.shutdown() // every generation ends with ErrClosed
 	c.releaseAdapters()
