@@ -20,6 +20,12 @@ import (
 // PlotFile draws the tokens/s of the results to path, an .svg or .png
 // file (see Plot).
 func PlotFile(path string, results []Result) error {
+	return plotFile(path, func(w io.Writer, format string) error { return Plot(w, format, results) })
+}
+
+// plotFile writes what draw draws to path in the format its extension
+// names (svg or png), leaving no file behind when drawing fails.
+func plotFile(path string, draw func(w io.Writer, format string) error) error {
 	format := strings.TrimPrefix(strings.ToLower(filepath.Ext(path)), ".")
 	if format != "svg" && format != "png" {
 		return fmt.Errorf("bench: plot %s: the file name must end in .svg or .png", path)
@@ -28,7 +34,7 @@ func PlotFile(path string, results []Result) error {
 	if err != nil {
 		return err
 	}
-	if err := Plot(f, format, results); err != nil {
+	if err := draw(f, format); err != nil {
 		f.Close()
 		os.Remove(path)
 		return err

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
 	"path/filepath"
 	"strings"
 
@@ -62,20 +61,7 @@ func QuantsMarkdown(w io.Writer, rs []QuantResult) error {
 // QuantsPlotFile draws the report to path, an .svg or .png file (see
 // QuantsPlot).
 func QuantsPlotFile(path string, rs []QuantResult) error {
-	format := strings.TrimPrefix(strings.ToLower(filepath.Ext(path)), ".")
-	if format != "svg" && format != "png" {
-		return fmt.Errorf("bench: plot %s: the file name must end in .svg or .png", path)
-	}
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	if err := QuantsPlot(f, format, rs); err != nil {
-		f.Close()
-		os.Remove(path)
-		return err
-	}
-	return f.Close()
+	return plotFile(path, func(w io.Writer, format string) error { return QuantsPlot(w, format, rs) })
 }
 
 // QuantsPlot draws speed against quality for the quantizations of a
