@@ -23,6 +23,17 @@ func PlotFile(path string, results []Result) error {
 	return plotFile(path, func(w io.Writer, format string) error { return Plot(w, format, results) })
 }
 
+// newCanvas is a canvas of the given size that writes format, svg or png.
+func newCanvas(format string, width, height vg.Length) (vg.CanvasWriterTo, error) {
+	switch format {
+	case "svg":
+		return vgsvg.New(width, height), nil
+	case "png":
+		return vgimg.PngCanvas{Canvas: vgimg.NewWith(vgimg.UseWH(width, height), vgimg.UseDPI(110))}, nil
+	}
+	return nil, fmt.Errorf("bench: plot format %q (want svg or png)", format)
+}
+
 // plotFile writes what draw draws to path in the format its extension
 // names (svg or png), leaving no file behind when drawing fails.
 func plotFile(path string, draw func(w io.Writer, format string) error) error {
@@ -149,14 +160,9 @@ func Plot(w io.Writer, format string, results []Result) error {
 	}
 	width := vg.Length(max(6, 0.9*float64(len(models)))) * vg.Inch
 	height := vg.Length(3.2*float64(len(rows))) * vg.Inch
-	var canvas vg.CanvasWriterTo
-	switch format {
-	case "svg":
-		canvas = vgsvg.New(width, height)
-	case "png":
-		canvas = vgimg.PngCanvas{Canvas: vgimg.NewWith(vgimg.UseWH(width, height), vgimg.UseDPI(110))}
-	default:
-		return fmt.Errorf("bench: plot format %q (want svg or png)", format)
+	canvas, err := newCanvas(format, width, height)
+	if err != nil {
+		return err
 	}
 	dc := draw.New(canvas)
 	tiles := draw.Tiles{Rows: len(rows), Cols: 1, PadY: vg.Millimeter * 6, PadTop: vg.Millimeter * 2,
@@ -165,7 +171,7 @@ func Plot(w io.Writer, format string, results []Result) error {
 	for i := range rows {
 		rows[i][0].Draw(canvases[i][0])
 	}
-	_, err := canvas.WriteTo(w)
+	_, err = canvas.WriteTo(w)
 	return err
 }
 

@@ -11,8 +11,6 @@ import (
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
-	"gonum.org/v1/plot/vg/vgimg"
-	"gonum.org/v1/plot/vg/vgsvg"
 )
 
 // QuantResult is one quantization of a model in a speed-versus-quality
@@ -138,14 +136,9 @@ func QuantsPlot(w io.Writer, format string, rs []QuantResult) error {
 	}
 	rows := [][]*plot.Plot{row[:2], row[2:]}
 	width, height := 10*vg.Inch, 7*vg.Inch
-	var canvas vg.CanvasWriterTo
-	switch format {
-	case "svg":
-		canvas = vgsvg.New(width, height)
-	case "png":
-		canvas = vgimg.PngCanvas{Canvas: vgimg.NewWith(vgimg.UseWH(width, height), vgimg.UseDPI(110))}
-	default:
-		return fmt.Errorf("bench: plot format %q (want svg or png)", format)
+	canvas, err := newCanvas(format, width, height)
+	if err != nil {
+		return err
 	}
 	dc := draw.New(canvas)
 	tiles := draw.Tiles{Rows: 2, Cols: 2, PadX: vg.Millimeter * 8, PadY: vg.Millimeter * 8, PadTop: vg.Millimeter * 2,
@@ -156,7 +149,7 @@ func QuantsPlot(w io.Writer, format string, rs []QuantResult) error {
 			rows[i][j].Draw(canvases[i][j])
 		}
 	}
-	_, err := canvas.WriteTo(w)
+	_, err = canvas.WriteTo(w)
 	return err
 }
 

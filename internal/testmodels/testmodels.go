@@ -15,7 +15,7 @@ func Dir(t testing.TB) string {
 	t.Helper()
 	dir := os.Getenv("LLAMAGO_TEST_MODELS")
 	if dir == "" {
-		root, err := repoRoot()
+		root, err := RepoRoot()
 		if err != nil {
 			t.Fatalf("test models: %v (set LLAMAGO_TEST_MODELS)", err)
 		}
@@ -33,9 +33,9 @@ func Path(t testing.TB, name string) string {
 	return filepath.Join(Dir(t), name)
 }
 
-// repoRoot walks up from the working directory (a package's directory
+// RepoRoot walks up from the working directory (a package's directory
 // under go test) to the directory holding go.mod.
-func repoRoot() (string, error) {
+func RepoRoot() (string, error) {
 	dir, err := os.Getwd()
 	if err != nil {
 		return "", err

@@ -17,6 +17,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/llamago/llamago/internal/testmodels"
 )
 
 // unameArch maps GOARCH to the machine names of driver manifests.
@@ -115,7 +117,7 @@ func find(t testing.TB) (lib, icd string) {
 	}
 	dir := os.Getenv(DirEnv)
 	if dir == "" {
-		root, err := repoRoot()
+		root, err := testmodels.RepoRoot()
 		if err != nil {
 			t.Fatalf("the repository's root: %v", err)
 		}
@@ -152,23 +154,4 @@ func Lavapipe() string {
 		}
 	}
 	return ""
-}
-
-// repoRoot walks up from the working directory (a package's directory
-// under go test) to the directory holding go.mod.
-func repoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", os.ErrNotExist
-		}
-		dir = parent
-	}
 }
